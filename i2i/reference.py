@@ -1,0 +1,73 @@
+"""Load generator files written by the reference pytorch-CycleGAN-and-pix2pix code.
+
+Those ``.pth`` files are bare state dicts. We read them with ``weights_only=True`` (no code is ever
+unpickled), drop the InstanceNorm ``running_mean``/``running_var`` entries that 2017-era files carry
+(the reference's instance norm tracks no statistics), and let files without ``num_batches_tracked``
+(pre-0.4.1) load. The architecture is read off the keys and shapes, so a user only passes the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a reference ``.pth`` state dict safely and clean it for ``strict=True`` loading."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from DataParallel
+    return clean_state_dict(sd)
+
+
+def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop norm statistics that have no affine weight beside them (InstanceNorm leftovers)."""
+    out = {}
+    for key, value in sd.items():
+        prefix, _, leaf = key.rpartition(".")
+        if leaf in ("running_mean", "running_var", "num_batches_tracked") and f"{prefix}.weight" not in sd:
+            continue
+        out[key] = value
+    return out
+
+
+def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
+    """Work out ``create()`` arguments for a reference generator from its state dict."""
+    norm = "batch" if any(k.endswith("running_mean") for k in sd) else None
+    if "model.1.weight" in sd and sd["model.1.weight"].shape[-1] == 7:  # ResNet: 7x7 stem at index 1
+        w = sd["model.1.weight"]
+        blocks = {int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
+        last = max(int(k.split(".")[1]) for k in sd if re.match(r"model\.\d+\.weight$", k))
+        dropout = any(".conv_block.6." in k for k in sd)
+        if norm is None:
+            norm = "instance" if "model.1.bias" in sd else "none"
+        return {
+            "name": "resnet",
+            "n_blocks": len(blocks),
+            "in_channels": w.shape[1],
+            "out_channels": sd[f"model.{last}.weight"].shape[0],
+            "ngf": w.shape[0],
+            "norm": norm,
+            "dropout": dropout,
+        }
+    if "model.model.0.weight" in sd:  # U-Net: count nesting depth
+        depth, prefix = 1, "model.model.1."
+        while f"{prefix}model.1.weight" in sd:
+            depth, prefix = depth + 1, prefix + "model.3."
+        w = sd["model.model.0.weight"]
+        if norm is None:
+            norm = "instance" if "model.model.1.model.1.bias" in sd else "none"
+        # U-Net dropout layers hold no parameters, so the file cannot say; it only matters in training
+        return {
+            "name": "unet",
+            "num_downs": depth,
+            "in_channels": w.shape[1],
+            "out_channels": sd["model.model.3.weight"].shape[1],
+            "ngf": w.shape[0],
+            "norm": norm,
+            "dropout": False,
+        }
+    raise ValueError("not a ResNet or U-Net generator from pytorch-CycleGAN-and-pix2pix")
