@@ -41,7 +41,8 @@ def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
         w = sd["model.1.weight"]
         blocks = {int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
         last = max(int(k.split(".")[1]) for k in sd if re.match(r"model\.\d+\.weight$", k))
-        dropout = any(".conv_block.6." in k for k in sd)
+        # with dropout the second conv of a block moves from index 5 to 6 (index 6 is otherwise a norm)
+        dropout = any(re.match(r"model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4 for k, v in sd.items())
         if norm is None:
             norm = "instance" if "model.1.bias" in sd else "none"
         return {

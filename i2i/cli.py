@@ -1,0 +1,301 @@
+"""The ``i2i`` command line: thin commands that parse options and call library functions.
+
+Only this module prints. Errors from the library (:class:`~i2i.errors.I2IError`) become one red
+line and an exit code: 2 for a usage error, 1 for a failed run. torch is imported inside commands,
+so ``i2i --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import __version__
+from .errors import I2IError
+
+app = typer.Typer(
+    help="Image-to-image translation: train pix2pix on paired images, translate photos, prepare datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+prepare_app = typer.Typer(help="Lay out datasets: combine A/ and B/ into A|B images, split them, make train/test splits.",
+                          no_args_is_help=True)
+app.add_typer(prepare_app, name="prepare")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def cli_errors(fn):
+    """Turn library errors into one line and an exit code, never a traceback (I2I_DEBUG=1 shows it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except I2IError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001
+            if os.environ.get("I2I_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {e} (rerun with I2I_DEBUG=1 for the "
+                      "traceback and report it)", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"i2i {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show warnings and errors only."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logger = logging.getLogger("i2i")
+    logger.handlers[:] = [RichHandler(console=err, show_path=False, show_time=False, markup=False)]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class TrainProgress:
+    """Rich progress bar for the training loop (an :class:`i2i.train.Observer`)."""
+
+    def __init__(self):
+        self.bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("[cyan]{task.fields[rate]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+                            console=err, transient=False)
+        self.task = None
+
+    def start(self, total_steps, step):
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=total_steps, completed=step, epoch="-", losses="", rate="")
+
+    def step(self, step, epoch, losses):
+        fields = {"epoch": epoch}
+        speed = self.bar.tasks[0].speed
+        if speed:
+            fields["rate"] = f"{speed:.2f} it/s" if speed >= 1 else f"{1 / speed:.2f} s/it"
+        if losses:
+            fields["losses"] = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if "_" in k or len(losses) < 6)
+        self.bar.update(self.task, completed=step, **fields)
+
+    def stop(self):
+        self.bar.stop()
+
+
+@app.command()
+@cli_errors
+def train(
+    mode: str = typer.Option("pix2pix", help="Recipe: pix2pix (paired; others follow in later releases)."),
+    a: Optional[Path] = typer.Option(None, "--a", help="Paired data: a folder of A|B images, or of A/ and B/ folders."),
+    b: Optional[Path] = typer.Option(None, "--b", help="Second folder, when A and B are separate folders."),
+    name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
+    checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where run folders go."),
+    direction: Optional[str] = typer.Option(None, help="AtoB or BtoA: which side is the input. [default: AtoB]"),
+    net_g: Optional[str] = typer.Option(None, help="Generator: unet_256, unet_128, resnet_9blocks, ... [default: unet_256]"),
+    net_d: Optional[str] = typer.Option(None, help="Discriminator: basic (70x70 PatchGAN), n_layers, pixel."),
+    n_layers_d: Optional[int] = typer.Option(None, help="Layers of the n_layers discriminator. [default: 3]"),
+    ngf: Optional[int] = typer.Option(None, help="Generator width. [default: 64]"),
+    ndf: Optional[int] = typer.Option(None, help="Discriminator width. [default: 64]"),
+    norm: Optional[str] = typer.Option(None, help="batch, instance or none. [default: batch]"),
+    init: Optional[str] = typer.Option(None, help="Weight init: normal, xavier, kaiming, orthogonal. [default: normal]"),
+    dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Dropout in the generator. [default: on]"),
+    gan_loss: Optional[str] = typer.Option(None, help="vanilla, lsgan, wgangp or hinge. [default: vanilla]"),
+    lambda_l1: Optional[float] = typer.Option(None, help="Weight of the L1 term. [default: 100]"),
+    epochs: Optional[int] = typer.Option(None, help="Epochs at the starting learning rate. [default: 100]"),
+    epochs_decay: Optional[int] = typer.Option(None, help="Further epochs with linear decay to zero. [default: 100]"),
+    batch_size: Optional[int] = typer.Option(None, help="Images per step. [default: 1]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate. [default: 0.0002]"),
+    beta1: Optional[float] = typer.Option(None, help="Adam beta1. [default: 0.5]"),
+    load_size: Optional[int] = typer.Option(None, help="Resize to this before cropping. [default: 286]"),
+    crop_size: Optional[int] = typer.Option(None, help="Random crop size. [default: 256]"),
+    preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none."),
+    no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
+    input_nc: Optional[int] = typer.Option(None, help="Input channels, 1 or 3. [default: 3]"),
+    output_nc: Optional[int] = typer.Option(None, help="Output channels, 1 or 3. [default: 3]"),
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed repeats a run. [default: random, recorded]"),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
+    save_every: Optional[int] = typer.Option(None, help="Save a checkpoint every N steps. [default: 1000]"),
+    sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
+    workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run --name from its last checkpoint."),
+):
+    """Train a model. Example: i2i train --a datasets/facades/train --direction BtoA --name facades_label2photo"""
+    from .config import make_config
+    from .errors import UsageError
+    from .train import train as run_training
+
+    if a is None and not resume:
+        raise UsageError("--a is required: the folder of training images (see datasets/README.md)")
+    if name is None:
+        if a is None:
+            raise UsageError("--resume needs --name: the run to continue")
+        name = f"{a.resolve().name}_{mode}"
+    if resume and a is None:
+        a = Path(".")  # replaced by the run's own config
+    cfg = make_config(
+        mode, a=str(a), b=None if b is None else str(b), name=name, checkpoints_dir=str(checkpoints_dir),
+        direction=direction, net_g=net_g, net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm,
+        init=init, dropout=dropout, gan_loss=gan_loss, lambda_l1=lambda_l1, epochs=epochs,
+        epochs_decay=epochs_decay, batch_size=batch_size, lr=lr, beta1=beta1, load_size=load_size,
+        crop_size=crop_size, preprocess=preprocess, flip=False if no_flip else None, input_nc=input_nc,
+        output_nc=output_nc, seed=seed, max_steps=max_steps, save_every=save_every, sample_every=sample_every,
+        workers=workers,
+    )
+    observer = TrainProgress()
+    try:
+        run_dir = run_training(cfg, resume=resume, observer=observer)
+    finally:
+        observer.stop()
+    console.print(f"run saved in [bold]{run_dir}[/]; translate with: i2i translate IMAGES --model {run_dir}")
+
+
+@app.command()
+@cli_errors
+def translate(
+    inputs: List[str] = typer.Argument(..., help="Image files, folders (recursive) or glob patterns."),
+    model: Optional[str] = typer.Option(None, help="Run folder, .safetensors file or reference .pth generator [default: newest run]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: <input folder>_<run name> beside the input]."),
+    direction: Optional[str] = typer.Option(None, help="AtoB or BtoA, for runs that translate both ways."),
+    size: Optional[int] = typer.Option(None, help="Resize to NxN instead of keeping each image's own size."),
+    batch_size: int = typer.Option(4, help="Images per batch (same-size images are batched)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
+    checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where to look for the newest run."),
+):
+    """Translate images with a trained generator, keeping names, formats and sizes."""
+    from .errors import UsageError
+    from .translate import load_translator, translate_files
+
+    if direction not in (None, "AtoB", "BtoA"):
+        raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    translator = load_translator(model, direction, checkpoints_dir, eval_mode=not no_eval)
+    err.print(f"model: {translator.source} ({translator.spec['name']}"
+              f"{', ' + translator.direction if translator.direction else ''})", highlight=False)
+    run_name = Path(translator.source).stem if Path(translator.source).is_file() else Path(translator.source).name
+    with Progress(TextColumn("translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("translate", total=None)
+        summary = translate_files(translator, inputs, out, run_name, size, batch_size, overwrite,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"{summary.written} image(s) written to [bold]{summary.out}[/]"
+                  + (f", {summary.existing} already there" if summary.existing else ""), highlight=False)
+    for path, reason in summary.failed:
+        err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise I2IError(f"{len(summary.failed)} image(s) could not be translated (listed above)")
+
+
+def _report(report, what: str):
+    console.print(f"{report.written} {what} written to [bold]{report.out}[/]", highlight=False)
+    for path, reason in report.skipped:
+        err.print(f"[yellow]skipped:[/] {path}: {reason}", highlight=False, soft_wrap=True)
+    for rel in report.unmatched:
+        err.print(f"[yellow]no partner:[/] {rel}", highlight=False, soft_wrap=True)
+
+
+@prepare_app.command("combine")
+@cli_errors
+def prepare_combine(
+    a: Path = typer.Option(..., "--a", help="Folder of A images."),
+    b: Path = typer.Option(..., "--b", help="Folder of B images, same relative names as A."),
+    out: Path = typer.Option(..., help="New folder for the A|B images."),
+):
+    """Combine A/ and B/ folders into side-by-side A|B images (the paired layout)."""
+    from .prepare import combine
+
+    _report(combine(a, b, out), "A|B image(s)")
+
+
+@prepare_app.command("split-ab")
+@cli_errors
+def prepare_split_ab(
+    src: Path = typer.Argument(..., help="Folder of A|B images."),
+    out: Path = typer.Option(..., help="New folder; gets A/ and B/."),
+):
+    """Split A|B images back into A/ and B/ folders."""
+    from .prepare import split_ab
+
+    _report(split_ab(src, out), "pair(s)")
+
+
+@prepare_app.command("split")
+@cli_errors
+def prepare_split(
+    src: Path = typer.Argument(..., help="Folder of images (A|B images or any other)."),
+    out: Path = typer.Option(..., help="New folder; gets train/, val/ and test/."),
+    val: float = typer.Option(0.1, help="Fraction for val/."),
+    test: float = typer.Option(0.1, help="Fraction for test/."),
+    seed: int = typer.Option(0, help="Shuffle seed."),
+):
+    """Split a folder into train/val/test (copies; the source is not touched)."""
+    from .prepare import split
+
+    _report(split(src, out, val, test, seed), "image(s)")
+
+
+@prepare_app.command("unpaired")
+@cli_errors
+def prepare_unpaired(
+    a: Path = typer.Option(..., "--a", help="Folder of domain A images."),
+    b: Path = typer.Option(..., "--b", help="Folder of domain B images."),
+    out: Path = typer.Option(..., help="New folder; gets trainA/, trainB/, testA/, testB/."),
+    test: float = typer.Option(0.1, help="Fraction of each domain for testA/ and testB/."),
+    seed: int = typer.Option(0, help="Shuffle seed."),
+):
+    """Lay out an unpaired dataset (trainA/trainB/testA/testB) from two folders."""
+    from .prepare import unpaired
+
+    _report(unpaired(a, b, out, test, seed), "image(s)")
+
+
+@app.command()
+@cli_errors
+def demo(
+    out: Path = typer.Option(Path("i2i_demo"), help="Folder for the demo's data, run and results page."),
+    steps: int = typer.Option(600, help="Training steps (about a minute on 2 CPU cores)."),
+):
+    """Train pix2pix on a built-in toy problem (outlines -> filled shapes) and show the results."""
+    from .demo import run_demo
+
+    observer = TrainProgress()
+    try:
+        page = run_demo(out, steps=steps, observer=observer)
+    finally:
+        observer.stop()
+    console.print(f"results: [bold]{page}[/] (open it in a browser)")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

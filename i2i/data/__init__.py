@@ -1,0 +1,1 @@
+"""Where images come in: the image loader and writer, datasets and augmentation."""

@@ -1,0 +1,89 @@
+"""Augmentation pipelines (albumentations), shared by all datasets.
+
+One pipeline transforms an input and its target together, so both get the same resize, crop and
+flip. Each sample is augmented with its own seed (handed out by :class:`EpochSampler`), so results
+do not depend on the number of DataLoader workers, workers never repeat each other's crops, and a
+resumed run sees exactly the augmentations it would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI on import otherwise
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8 -> CxHxW float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+def round_to_multiple(size: int, multiple: int) -> int:
+    return max(multiple, int(round(size / multiple)) * multiple)
+
+
+class PairedTransform:
+    """Apply the same random geometry to two HxWxC uint8 images and return [-1, 1] tensors.
+
+    ``preprocess`` is one of the reference's options:
+    ``resize_and_crop`` (resize to load_size x load_size, random crop_size crop), ``crop``,
+    ``scale_width`` (width to load_size, keeping the aspect ratio), ``scale_width_and_crop``, ``none``.
+    Without a crop, sizes are rounded to the generator's ``multiple`` (the reference rounds to 4,
+    which a U-Net cannot take).
+    """
+
+    def __init__(self, preprocess: str, load_size: int, crop_size: int, flip: bool, multiple: int):
+        self.preprocess, self.load_size, self.crop_size, self.multiple = preprocess, load_size, crop_size, multiple
+        steps: list = []
+        if preprocess == "resize_and_crop":
+            steps.append(A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC))
+        if "crop" in preprocess:
+            steps.append(A.RandomCrop(crop_size, crop_size, pad_if_needed=True, border_mode=cv2.BORDER_REFLECT_101))
+        if flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+        self.pipeline = A.Compose(steps, additional_targets={"target": "image"})
+
+    def _resize(self, image: np.ndarray, h: int, w: int) -> np.ndarray:
+        if image.shape[:2] == (h, w):
+            return image
+        out = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
+        return out[:, :, None] if out.ndim == 2 else out
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = a.shape[:2]
+        if self.preprocess.startswith("scale_width"):
+            h, w = max(int(self.load_size * h / w), self.crop_size), self.load_size
+        if self.preprocess in ("scale_width", "none"):
+            h, w = round_to_multiple(h, self.multiple), round_to_multiple(w, self.multiple)
+        a, b = self._resize(a, h, w), self._resize(b, h, w)
+        self.pipeline.set_random_seed(seed)
+        out = self.pipeline(image=a, target=b)
+        return to_tensor(out["image"]), to_tensor(out["target"])
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(index, sample_seed)`` pairs: a fresh permutation and fresh augmentation seeds each
+    epoch, both derived from the run seed and the epoch number alone.
+
+    ``start`` skips the first samples of the epoch, which is how a run resumes mid-epoch.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch = 0
+        self.start = 0
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=g)
+        for i in range(self.start, self.n):
+            yield int(order[i]), int(seeds[i])

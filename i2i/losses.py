@@ -1,0 +1,71 @@
+"""Adversarial losses shared by every mode.
+
+A discriminator here outputs raw scores (logits, or critic values); each loss reads them its own way:
+
+- ``vanilla``: binary cross-entropy on logits (Goodfellow et al. 2014). The generator uses the
+  non-saturating form, maximising log D(G(z)), which gives useful gradients early in training.
+- ``lsgan``: least squares towards 1 (real) and 0 (fake) (Mao et al. 2017).
+- ``wgangp``: Wasserstein critic with a gradient penalty on random interpolates (Gulrajani et al. 2017).
+- ``hinge``: hinge loss for D, -D(G(z)) for G (Lim and Ye 2017; Miyato et al. 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GAN_LOSSES = ("vanilla", "lsgan", "wgangp", "hinge")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
+    """``weight * E[(||grad critic(x_hat)||_2 - 1)^2]`` at random points between real and fake."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return weight * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+class AdversarialLoss:
+    """``d(critic, real, fake)`` and ``g(critic, fake)`` for one of :data:`GAN_LOSSES`.
+
+    The discriminator loss is the mean of its real and fake terms, as in the reference (which halves
+    the sum), plus the gradient penalty for ``wgangp``.
+    """
+
+    def __init__(self, kind: str, gp_weight: float = 10.0):
+        if kind not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {kind!r}; choose from {', '.join(GAN_LOSSES)}")
+        self.kind = kind
+        self.gp_weight = gp_weight
+
+    def real_fake_terms(self, real_scores: torch.Tensor, fake_scores: torch.Tensor):
+        if self.kind == "vanilla":
+            return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores)),
+                    F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
+        if self.kind == "lsgan":
+            return F.mse_loss(real_scores, torch.ones_like(real_scores)), F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
+        if self.kind == "wgangp":
+            return -real_scores.mean(), fake_scores.mean()
+        return F.relu(1 - real_scores).mean(), F.relu(1 + fake_scores).mean()
+
+    def d(self, critic, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Discriminator loss on a real and a (detached) fake batch, with its parts for logging."""
+        fake = fake.detach()
+        real_term, fake_term = self.real_fake_terms(critic(real), critic(fake))
+        loss = 0.5 * (real_term + fake_term)
+        parts = {"D_real": real_term.detach(), "D_fake": fake_term.detach()}
+        if self.kind == "wgangp":
+            gp = gradient_penalty(critic, real, fake, self.gp_weight)
+            loss = loss + gp
+            parts["D_gp"] = gp.detach()
+        return loss, parts
+
+    def g(self, critic, fake: torch.Tensor) -> torch.Tensor:
+        """Generator loss: make the critic score ``fake`` as real."""
+        scores = critic(fake)
+        if self.kind == "vanilla":
+            return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))
+        if self.kind == "lsgan":
+            return F.mse_loss(scores, torch.ones_like(scores))
+        return -scores.mean()

@@ -1,0 +1,62 @@
+"""pix2pix (Isola et al. 2017): a conditional GAN for paired data.
+
+G maps the input A to B; the PatchGAN D judges (A, B) pairs, so it checks that the output fits its
+input, and an L1 term pulls G towards the target. Defaults are the paper's and the reference's:
+unet_256 with batch norm and dropout, 70x70 PatchGAN, vanilla GAN loss, lambda_L1 = 100, Adam 2e-4
+with betas (0.5, 0.999).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import nets
+from ..config import generator_multiple
+from ..data.paired import PairedDataset
+from ..data.transforms import PairedTransform
+from ..losses import AdversarialLoss
+from .base import AdversarialMode
+
+
+class Pix2Pix(AdversarialMode):
+    def __init__(self, cfg, device):
+        super().__init__(cfg, device)
+        g_spec = {"name": cfg.net_g, "in_channels": cfg.input_nc, "out_channels": cfg.output_nc,
+                  "ngf": cfg.ngf, "norm": cfg.norm, "dropout": cfg.dropout}
+        self.G = nets.create(**g_spec, init=cfg.init, init_gain=cfg.init_gain).to(self.device)
+        self.D = nets.create(cfg.net_d, in_channels=cfg.input_nc + cfg.output_nc, ndf=cfg.ndf,
+                             n_layers=cfg.n_layers_d, norm=cfg.norm, init=cfg.init,
+                             init_gain=cfg.init_gain).to(self.device)
+        self.nets = {"G": self.G, "D": self.D}
+        betas = (cfg.beta1, 0.999)
+        self.optimizers = {
+            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas),
+            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas),
+        }
+        self.discriminators = [self.D]
+        self.translators = {cfg.direction: "G"}
+        self.specs = {"G": g_spec}
+        self.adversarial = AdversarialLoss(cfg.gan_loss)
+
+    @staticmethod
+    def make_dataset(cfg) -> PairedDataset:
+        transform = PairedTransform(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip,
+                                    generator_multiple(cfg.net_g))
+        return PairedDataset(cfg.a, cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc, transform)
+
+    def forward(self, batch):
+        return {"fake_B": self.G(batch["A"])}
+
+    def d_loss(self, batch, out):
+        real = torch.cat([batch["A"], batch["B"]], 1)
+        fake = torch.cat([batch["A"], out["fake_B"]], 1)
+        return self.adversarial.d(self.D, real, fake)
+
+    def g_loss(self, batch, out):
+        gan = self.adversarial.g(self.D, torch.cat([batch["A"], out["fake_B"]], 1))
+        l1 = F.l1_loss(out["fake_B"], batch["B"]) * self.cfg.lambda_l1
+        return gan + l1, {"G_GAN": gan.detach(), "G_L1": l1.detach()}
+
+    def sample_rows(self, batch, out):
+        return [[batch["A"][i], out["fake_B"][i], batch["B"][i]] for i in range(len(batch["A"]))]

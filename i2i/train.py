@@ -1,0 +1,210 @@
+"""The training loop, shared by every mode: epochs, LR schedule, logging, samples, checkpoints, resume.
+
+Read top to bottom: build the mode and data, restore state if resuming, then loop. The learning rate
+is a pure function of the epoch (constant for ``epochs``, then linear decay over ``epochs_decay``), so
+a resumed run needs no scheduler state to get it right.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from . import modes
+from .config import TrainConfig, validate
+from .errors import I2IError, UsageError
+from .runs import Run
+
+log = logging.getLogger(__name__)
+
+# options that may change when resuming; everything else comes from the run's config.json
+RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay")
+
+
+class Observer(Protocol):
+    """What the loop reports as it goes (the CLI shows it as a progress bar)."""
+
+    def start(self, total_steps: int, step: int) -> None: ...
+    def step(self, step: int, epoch: int, losses: dict[str, float] | None) -> None: ...
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """LR multiplier for the 0-based ``epoch``: 1 for ``epochs`` epochs, then linear decay
+    1 - k/(epochs_decay + 1) for the k-th decay epoch, as the reference's ``linear`` policy."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def sample_grid(rows: list[list[torch.Tensor]], max_rows: int = 4):
+    """A PIL image with one example per row (each image CxHxW in [-1, 1])."""
+    from torchvision.utils import make_grid
+
+    from .translate import tensor_to_image
+
+    rows = rows[:max_rows]
+    images = [img.float().cpu().expand(3, -1, -1) for row in rows for img in row]
+    grid = make_grid(torch.stack(images), nrow=len(rows[0]), padding=2, pad_value=1.0)
+    return tensor_to_image(grid)
+
+
+class Interrupted(I2IError):
+    exit_code = 130
+
+
+class StopOnInterrupt:
+    """Turn the first Ctrl-C into a request to stop after the current step (so the checkpoint is
+    consistent); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step (Ctrl-C again to abort without saving)")
+
+    def restore(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = None) -> Path:
+    """Train ``cfg`` (or continue its run with ``resume``); returns the run folder."""
+    run = Run(cfg.run_dir)
+    state = None
+    if resume:
+        if not run.exists():
+            raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")
+        saved = TrainConfig.from_dict(run.read_config())
+        for key in RESUMABLE_OVERRIDES:
+            setattr(saved, key, getattr(cfg, key))
+        saved.checkpoints_dir = cfg.checkpoints_dir
+        cfg = saved
+        validate(cfg)
+        state = run.load_state()
+    elif run.exists() or (run.path.exists() and any(run.path.iterdir())):
+        raise UsageError(f"{run.path} already exists; add --resume to continue it or choose another --name")
+    if cfg.seed is None:
+        cfg.seed = random.SystemRandom().randrange(2**31)
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    device = pick_device()
+    mode_cls = modes.mode_class(cfg.mode)
+    dataset = mode_cls.make_dataset(cfg)
+    if len(dataset) < cfg.batch_size:
+        raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")
+    mode = mode_cls(cfg, device)
+
+    from .data.transforms import EpochSampler
+
+    sampler = EpochSampler(len(dataset), cfg.seed)
+    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+    total_epochs = cfg.epochs + cfg.epochs_decay
+    total_steps = steps_per_epoch * total_epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    step, epoch, epoch_step = 0, 0, 0
+    if state is not None:
+        for name, net in mode.nets.items():
+            net.load_state_dict(state["nets"][name])
+        for name, opt in mode.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
+        set_rng_state(state["rng"])
+        run.truncate_log(step)
+        log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg, mode.translators, mode.specs)
+    log.info("training %s on %s: %d images, %d steps per epoch, %d epochs, device %s",
+             cfg.mode, cfg.a, len(dataset), steps_per_epoch, total_epochs, device)
+
+    def save():
+        run.save_generators(mode)
+        run.save_state({
+            "nets": {k: v.state_dict() for k, v in mode.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
+            "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(),
+        })
+
+    if observer:
+        observer.start(total_steps, step)
+    mode.train(True)
+    loader_generator = torch.Generator()  # keeps the DataLoader off the global RNG that dropout uses
+    started = time.perf_counter()
+    stop = StopOnInterrupt()
+    try:
+        while epoch < total_epochs and step < total_steps:
+            factor = lr_factor(epoch, cfg.epochs, cfg.epochs_decay)
+            for opt in mode.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * factor
+            sampler.epoch, sampler.start = epoch, epoch_step * cfg.batch_size
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                generator=loader_generator, pin_memory=device.type == "cuda",
+                persistent_workers=False)
+            for batch in loader:
+                losses, out = mode.train_step(batch)
+                step += 1
+                epoch_step += 1
+                values = {k: float(v) for k, v in losses.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise I2IError(f"loss {bad[0]} became {values[bad[0]]} at step {step}; the last good "
+                                   f"checkpoint is in {run.path}; try a lower --lr")
+                if step % cfg.log_every == 0 or step == 1 or step == total_steps:
+                    run.append_log({"step": step, "epoch": epoch + 1, "lr": cfg.lr * factor,
+                                    "time": round(time.perf_counter() - started, 3), **values})
+                if step % cfg.sample_every == 0 or step == total_steps:
+                    from .data.images import save_image
+
+                    rows = mode.sample_rows(mode.to_device(batch), out)
+                    save_image(sample_grid(rows), run.samples_dir / f"step_{step:07d}.png")
+                if step % cfg.save_every == 0:
+                    save()
+                if observer:
+                    observer.step(step, epoch + 1, values)
+                if step >= total_steps or stop.requested:
+                    break
+            else:
+                epoch, epoch_step = epoch + 1, 0
+                continue
+            break
+    finally:
+        stop.restore()
+    save()
+    if stop.requested:
+        raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")
+    log.info("finished at step %d; run folder %s", step, run.path)
+    return run.path

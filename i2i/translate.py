@@ -1,0 +1,262 @@
+"""Inference: load a generator from a run folder or a weights file, and translate images.
+
+Images are translated at their own resolution: each is reflect-padded up to the multiple its
+generator needs, translated, and cropped back, so a 301x207 photo comes back 301x207.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import nets
+from .data.images import list_images, open_image, save_image, to_mode
+from .errors import I2IError, ImageError, UsageError
+from .runs import Run, load_weights, newest_run
+
+log = logging.getLogger(__name__)
+
+ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """CxHxW in [-1, 1] -> PIL image (L or RGB)."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return Image.fromarray(arr[0]) if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0))
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).float().div_(127.5).sub_(1.0)
+
+
+@dataclass
+class Translator:
+    """A generator ready for inference, and what it needs from its input."""
+
+    net: torch.nn.Module
+    spec: dict
+    direction: str | None
+    source: str
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def in_channels(self) -> int:
+        return self.spec.get("in_channels", 3)
+
+    @property
+    def multiple(self) -> int:
+        return self.net.size_multiple
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Translate a Bx C x H x W batch in [-1, 1] of any size (padded and cropped back)."""
+        h, w = batch.shape[-2:]
+        m = self.multiple
+        ph, pw = -h % m, -w % m
+        x = batch.to(self.device)
+        if ph or pw:
+            pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+            reflect_ok = max(pad[:2]) < w and max(pad[2:]) < h
+            x = F.pad(x, pad, mode="reflect" if reflect_ok else "replicate")
+        y = self.net(x)
+        return y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w].cpu()
+
+
+def _build(spec: dict, state_dict: dict, device, eval_mode: bool) -> torch.nn.Module:
+    net = nets.create(**spec, init=None)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise I2IError(f"weights do not fit a {spec['name']} generator: {str(e).splitlines()[0]}") from None
+    return net.to(device).train(not eval_mode)
+
+
+def load_translator(model: str | Path | None = None, direction: str | None = None,
+                    checkpoints_dir: str | Path = "checkpoints", device=None, eval_mode: bool = True) -> Translator:
+    """Load the generator for ``direction`` from a run folder, a .safetensors file or a reference .pth.
+
+    ``model=None`` takes the newest run under ``checkpoints_dir``. ``eval_mode=False`` keeps dropout and
+    batch statistics on, as the reference's test script does without ``--eval``.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if model is None:
+        found = newest_run(checkpoints_dir)
+        if found is None:
+            raise UsageError(f"no trained runs in {checkpoints_dir}/; train one or pass --model RUN_OR_FILE")
+        model = found
+    path = Path(model)
+    if not path.exists():
+        raise UsageError(f"--model {path}: no such run folder or file")
+    if path.is_dir():
+        doc = Run(path).read_config()
+        generators = doc.get("generators", {})
+        available = {d: name for name, g in generators.items() for d in g["directions"]}
+        if not available:
+            raise UsageError(f"{path}: this run has no generator to translate with")
+        if direction is None:
+            direction = next(iter(available))
+        if direction not in available:
+            raise UsageError(f"{path} translates {', '.join(available)} only; drop --direction {direction}")
+        g = generators[available[direction]]
+        state_dict, _ = load_weights(path / g["file"])
+        spec = g["spec"]
+    elif path.suffix == ".safetensors":
+        state_dict, spec = load_weights(path)
+        if spec is None:
+            raise UsageError(f"{path}: no i2i metadata; pass the run folder instead of the file")
+    elif path.suffix in (".pth", ".pt"):
+        from .reference import infer_generator_spec, load_state_dict
+
+        try:
+            state_dict = load_state_dict(path)
+            spec = infer_generator_spec(state_dict)
+        except Exception as e:  # noqa: BLE001  (pickle errors, foreign files)
+            raise I2IError(f"{path}: not a generator file of pytorch-CycleGAN-and-pix2pix ({e})") from None
+    else:
+        raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
+    net = _build(spec, state_dict, device, eval_mode)
+    return Translator(net, spec, direction, str(path), device)
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+
+
+@dataclass
+class Summary:
+    out: Path
+    written: int = 0
+    existing: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], Path]:
+    """Expand files, folders (recursive) and globs into (path, relative output path) pairs, and
+    return the folder that the default output goes beside."""
+    pairs: list[tuple[Path, Path]] = []
+    dirs = [Path(i) for i in inputs if Path(i).is_dir()]
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            prefix = Path(p.resolve().name) if len(dirs) > 1 else Path()
+            pairs += [(f, prefix / f.relative_to(p)) for f in list_images(p)]
+        elif p.is_file():
+            pairs.append((p, Path(p.name)))
+        elif any(c in item for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            pairs += [(m, Path(m.name)) for m in matches if m.is_file()]
+            if not matches:
+                raise UsageError(f"{item}: the pattern matches no files")
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+    if not pairs:
+        raise UsageError(f"{', '.join(inputs)}: no images found (.jpg, .png, .bmp, .tif, .webp)")
+    seen: dict[Path, Path] = {}
+    for src, rel in pairs:
+        if rel in seen and seen[rel].resolve() != src.resolve():
+            raise UsageError(f"{src} and {seen[rel]} would both be written as {rel}; translate them separately")
+        seen[rel] = src
+    base = dirs[0] if len(dirs) == 1 and len(inputs) == 1 else pairs[0][0].parent
+    return pairs, base
+
+
+def plan(inputs: list[str], out: str | Path | None, run_name: str) -> tuple[list[Job], Path]:
+    """Decide where each output goes; refuse any output that could land on or inside an input."""
+    pairs, base = collect_inputs(inputs)
+    base = base.resolve()
+    out_dir = Path(out) if out is not None else base.parent / f"{base.name}_{run_name}"
+    out_resolved = out_dir.resolve()
+    for item in inputs:
+        p = Path(item).resolve()
+        if p.is_dir() and (out_resolved == p or p in out_resolved.parents):
+            raise UsageError(f"--out {out_dir} is inside the input folder {item}; choose a folder outside it")
+    jobs = [Job(src, out_dir / rel) for src, rel in pairs]
+    sources = {j.src.resolve() for j in jobs}
+    for j in jobs:
+        if j.dst.resolve() in sources:
+            raise UsageError(f"--out {out_dir} would overwrite the input {j.dst}; choose another --out")
+    return jobs, out_dir
+
+
+def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None]:
+    """Model input tensor for ``img`` and its alpha channel (or None)."""
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
+    img = to_mode(img, channels)
+    if size:
+        img = img.resize((size, size), Image.BICUBIC)
+        alpha = alpha.resize((size, size), Image.BICUBIC) if alpha is not None else None
+    return image_to_tensor(img), alpha
+
+
+def translate_files(translator: Translator, inputs: list[str], out: str | Path | None = None,
+                    run_name: str = "i2i", size: int | None = None, batch_size: int = 4, overwrite: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> Summary:
+    """Translate every input image into ``out`` (keeping relative paths, names and formats).
+
+    Existing outputs are kept (counted in ``existing``) unless ``overwrite``; unreadable inputs are
+    reported in ``failed`` and skipped. ``progress(done, total)`` is called as work proceeds.
+    """
+    if size is not None and size % translator.multiple:
+        raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
+    jobs, out_dir = plan(inputs, out, run_name)
+    summary = Summary(out_dir)
+    todo = []
+    for job in jobs:
+        if job.dst.exists() and not overwrite:
+            summary.existing += 1
+        else:
+            todo.append(job)
+    if summary.existing:
+        log.info("%d output(s) already exist in %s and are kept (--overwrite redoes them)", summary.existing, out_dir)
+    total, done = len(jobs), summary.existing
+    if progress:
+        progress(done, total)
+
+    pending: list[tuple[Job, torch.Tensor, Image.Image | None]] = []
+
+    def flush():
+        nonlocal done
+        if not pending:
+            return
+        outputs = translator(torch.stack([t for _, t, _ in pending]))
+        for (job, _, alpha), y in zip(pending, outputs):
+            img = tensor_to_image(y)
+            if alpha is not None and job.dst.suffix.lower() in ALPHA_FORMATS:
+                img = img.convert("RGBA" if img.mode == "RGB" else "LA")
+                img.putalpha(alpha)
+            try:
+                save_image(img, job.dst)
+                summary.written += 1
+            except (ImageError, OSError) as e:
+                summary.failed.append((job.dst, str(e)))
+        done += len(pending)
+        pending.clear()
+        if progress:
+            progress(done, total)
+
+    for job in todo:  # consecutive images of equal size share a batch
+        try:
+            x, alpha = prepare_image(open_image(job.src), translator.in_channels, size)
+        except ImageError as e:
+            summary.failed.append((job.src, str(e)))
+            done += 1
+            continue
+        if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
+            flush()
+        pending.append((job, x, alpha))
+    flush()
+    return summary

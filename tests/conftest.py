@@ -1,0 +1,45 @@
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def random_image(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    arr = rng.integers(0, 256, size=(h, w, channels), dtype=np.uint8)
+    return Image.fromarray(arr[:, :, 0] if channels == 1 else arr, mode)
+
+
+@pytest.fixture
+def aligned_dir(tmp_path):
+    """A folder of 6 side-by-side A|B images, 64x32 (A = random, B = A inverted)."""
+    root = tmp_path / "ab"
+    root.mkdir()
+    for i in range(6):
+        a = np.asarray(random_image(32, 32, seed=i))
+        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / f"{i}.png")
+    return root
+
+
+def tiny_config(data, tmp_path, **overrides):
+    from i2i.config import make_config
+
+    options = dict(a=str(data), name="tiny", checkpoints_dir=str(tmp_path / "ck"), net_g="unet_32", ngf=8, ndf=8,
+                   load_size=36, crop_size=32, epochs=1, epochs_decay=1, workers=0, seed=1, sample_every=1000,
+                   save_every=1000)
+    options.update(overrides)
+    return make_config("pix2pix", **options)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)

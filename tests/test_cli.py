@@ -1,0 +1,120 @@
+"""The CLI through typer's CliRunner: happy paths, and every error as one line with the right code."""
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from i2i.cli import app
+
+from conftest import random_image
+
+runner = CliRunner()
+
+TINY = ["--net-g", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
+        "--workers", "0", "--seed", "0"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("error:")]
+    assert len(error_lines) == 1, result.output
+    joined = " ".join(result.output.split())  # rich may wrap long lines in narrow terminals
+    for fragment in fragments:
+        assert fragment in joined, result.output
+
+
+def test_help_and_version():
+    for args in ([], ["--help"], ["train", "--help"], ["translate", "--help"], ["prepare", "--help"], ["demo", "--help"]):
+        result = invoke(*args)
+        assert result.exit_code in (0, 2) and "Usage" in result.output
+    assert "i2i 0.1.0" in invoke("--version").output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from i2i.cli import app; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_then_translate(aligned_dir, tmp_path):
+    ck = tmp_path / "ck"
+    result = invoke("train", "--a", aligned_dir, "--name", "t", "--checkpoints-dir", ck, "--max-steps", "2", *TINY)
+    assert result.exit_code == 0, result.output
+    assert (ck / "t" / "G.safetensors").is_file()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_image(45, 37).save(photos / "p.jpg")
+    result = invoke("translate", photos, "--checkpoints-dir", ck)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "photos_t" / "p.jpg"
+    assert Image.open(out).size == (45, 37)
+    assert "1 image(s) written" in result.output
+    # resume extends the same run
+    result = invoke("train", "--name", "t", "--checkpoints-dir", ck, "--max-steps", "3", "--resume", "--workers", "0")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args,code,fragments", [
+    (["train", "--a", "{tmp}/missing", "--name", "x"], 2, ["missing: no such folder"]),
+    (["train", "--a", "{empty}", "--name", "x"], 2, ["no images found"]),
+    (["train", "--a", "{ab}", "--name", "x", "--mode", "cycle"], 2, ["--mode cycle is not implemented yet"]),
+    (["train", "--a", "{ab}", "--name", "x", "--mode", "nope"], 2, ["--mode 'nope' is not one of"]),
+    (["train", "--a", "{ab}", "--name", "x", "--crop-size", "200", "--load-size", "286"], 2, ["does not suit --net-g unet_256", "multiple of 256"]),
+    (["train", "--a", "{ab}", "--name", "x", "--norm", "group"], 2, ["--norm must be one of"]),
+    (["train", "--name", "x"], 2, ["--a is required"]),
+    (["translate", "{tmp}/nope.jpg", "--model", "{model}"], 2, ["nope.jpg: no such file or folder"]),
+    (["translate", "{ab}", "--model", "{tmp}/nothing"], 2, ["no such run folder or file"]),
+    (["translate", "{ab}", "--model", "{model}", "--size", "50"], 2, ["--size 50", "multiple of 32"]),
+    (["translate", "{ab}", "--model", "{model}", "--out", "{ab}/inside"], 2, ["inside the input folder"]),
+    (["translate", "{bad}", "--model", "{model}", "--out", "{tmp}/o"], 1, ["could not be translated"]),
+    (["prepare", "combine", "--a", "{tmp}/no", "--b", "{ab}", "--out", "{tmp}/c"], 2, ["no"]),
+])
+def test_errors_are_one_line(args, code, fragments, tmp_path, aligned_dir):
+    from i2i import nets
+    from i2i.runs import save_weights
+
+    spec = {"name": "unet_32", "in_channels": 3, "out_channels": 3, "ngf": 4, "norm": "batch", "dropout": False}
+    save_weights(tmp_path / "G.safetensors", nets.create(**spec), spec)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "badimgs").mkdir()
+    (tmp_path / "badimgs" / "x.jpg").write_bytes(b"\xff\xd8 truncated")
+    names = {"tmp": tmp_path, "ab": aligned_dir, "empty": tmp_path / "empty", "model": tmp_path / "G.safetensors",
+             "bad": tmp_path / "badimgs"}
+    result = invoke(*[a.format(**names) for a in args])
+    assert_one_line_error(result, code, *fragments)
+
+
+def test_data_errors(tmp_path):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    random_image(33, 16).save(odd / "o.png")
+    assert_one_line_error(invoke("train", "--a", odd, "--name", "x", *TINY), 2, "o.png: width 33 is odd")
+    for side in "AB":
+        (tmp_path / "pairs" / side).mkdir(parents=True)
+    random_image(8, 8).save(tmp_path / "pairs" / "A" / "1.png")
+    random_image(8, 8).save(tmp_path / "pairs" / "B" / "2.png")
+    assert_one_line_error(invoke("train", "--a", tmp_path / "pairs", "--name", "x", *TINY), 2, "no partner", "1")
+
+
+def test_bad_option_is_a_usage_error():
+    result = invoke("train", "--no-such-option")
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_prepare_round_trip(tmp_path):
+    for side in "AB":
+        (tmp_path / side).mkdir()
+        random_image(8, 6, seed=ord(side)).save(tmp_path / side / "1.png")
+    result = invoke("prepare", "combine", "--a", tmp_path / "A", "--b", tmp_path / "B", "--out", tmp_path / "AB")
+    assert result.exit_code == 0 and Image.open(tmp_path / "AB" / "1.png").size == (16, 6)
+    result = invoke("prepare", "split-ab", tmp_path / "AB", "--out", tmp_path / "back")
+    assert result.exit_code == 0
+    assert Image.open(tmp_path / "back" / "B" / "1.png").tobytes() == Image.open(tmp_path / "B" / "1.png").tobytes()

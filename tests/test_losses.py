@@ -1,0 +1,202 @@
+"""Adversarial losses against textbook formulas computed here, and the WGAN-GP gradient penalty."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from i2i.losses import GAN_LOSSES, AdversarialLoss, gradient_penalty
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def identity(x):
+    """A "critic" whose scores are its input: the tests hand-make the scores."""
+    return x
+
+
+def scores():
+    torch.manual_seed(0)
+    real = torch.randn(4, 1, 3, 3) * 2 + 0.5
+    fake = torch.randn(4, 1, 3, 3) * 2 - 0.5
+    return real, fake
+
+
+def log_sigmoid(x):  # log D on logits, written out
+    return torch.log(1 / (1 + torch.exp(-x.double())))
+
+
+def textbook(kind, real, fake):
+    """(D loss without penalty, D real term, D fake term, G loss) for hand-made scores."""
+    if kind == "vanilla":
+        d_real = -log_sigmoid(real).mean()  # -log D(x)
+        d_fake = -torch.log(1 - torch.exp(log_sigmoid(fake))).mean()  # -log(1 - D(G(z)))
+        g = -log_sigmoid(fake).mean()  # non-saturating: softplus(-D(G(z)))
+    elif kind == "lsgan":
+        d_real = ((real.double() - 1) ** 2).mean()
+        d_fake = (fake.double() ** 2).mean()
+        g = ((fake.double() - 1) ** 2).mean()
+    elif kind == "wgangp":
+        d_real, d_fake = -real.double().mean(), fake.double().mean()
+        g = -fake.double().mean()
+    elif kind == "hinge":
+        d_real = torch.clamp(1 - real.double(), min=0).mean()
+        d_fake = torch.clamp(1 + fake.double(), min=0).mean()
+        g = -fake.double().mean()
+    else:
+        raise AssertionError(kind)
+    return 0.5 * (d_real + d_fake), d_real, d_fake, g
+
+
+def close(a, b, tol=1e-5):
+    a, b = (float(v.detach()) if torch.is_tensor(v) else float(v) for v in (a, b))
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def test_all_kinds_covered():
+    assert set(GAN_LOSSES) == {"vanilla", "lsgan", "wgangp", "hinge"}
+
+
+@pytest.mark.parametrize("kind", GAN_LOSSES)
+def test_losses_match_textbook(kind):
+    real, fake = scores()
+    d_want, real_want, fake_want, g_want = textbook(kind, real, fake)
+    loss = AdversarialLoss(kind)
+    d, parts = loss.d(identity, real, fake)
+    if kind == "wgangp":
+        # identity critic: the gradient of sum(x) is all ones, so every interpolate's gradient norm
+        # is sqrt(numel per sample) and the penalty is 10 * (sqrt(9) - 1)^2 = 40, whatever alpha
+        gp = 10.0 * (math.sqrt(real[0].numel()) - 1) ** 2
+        assert close(parts["D_gp"], gp)
+        d_want = d_want + gp
+    else:
+        assert "D_gp" not in parts
+    assert d.dim() == 0
+    assert close(d, d_want)
+    assert close(parts["D_real"], real_want)
+    assert close(parts["D_fake"], fake_want)
+    assert close(loss.g(identity, fake), g_want)
+
+
+def test_vanilla_generator_is_non_saturating():
+    # a confident discriminator (very negative logits on fakes) still gives the generator a gradient
+    fake = torch.full((2, 1, 2, 2), -20.0, requires_grad=True)
+    AdversarialLoss("vanilla").g(identity, fake).backward()
+    assert fake.grad.abs().min() > 0.1 / fake.numel()
+    # and its value is softplus(20) ~ 20, not log(1 - sigmoid(-20)) ~ 0
+    assert close(AdversarialLoss("vanilla").g(identity, fake.detach()), math.log1p(math.exp(20)))
+
+
+def test_hinge_is_zero_beyond_margin():
+    real, fake = torch.full((2, 1), 1.5), torch.full((2, 1), -3.0)
+    d, parts = AdversarialLoss("hinge").d(identity, real, fake)
+    assert d.item() == 0 and parts["D_real"].item() == 0 and parts["D_fake"].item() == 0
+
+
+def test_gp_weight_is_used():
+    real, fake = scores()
+    _, parts = AdversarialLoss("wgangp", gp_weight=2.5).d(identity, real, fake)
+    assert close(parts["D_gp"], 2.5 * (3 - 1) ** 2)
+
+
+def test_unknown_kind_raises():
+    with pytest.raises(ValueError):
+        AdversarialLoss("wgan")
+    with pytest.raises(ValueError):
+        AdversarialLoss("")
+
+
+# --- gradient penalty -------------------------------------------------------------------------
+
+class LinearCritic(nn.Module):
+    """f(x) = sum(w * x) per sample: its input gradient is w everywhere."""
+
+    def __init__(self, shape):
+        super().__init__()
+        torch.manual_seed(1)
+        self.w = nn.Parameter(torch.randn(*shape) * 0.7)
+
+    def forward(self, x):
+        return (self.w * x).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("weight", [10.0, 1.0, 0.3])
+def test_gradient_penalty_on_linear_critic(weight):
+    critic = LinearCritic((2, 4, 4))
+    real, fake = torch.randn(5, 2, 4, 4), torch.randn(5, 2, 4, 4)
+    norm = critic.w.detach().double().norm().item()
+    want = weight * (norm - 1) ** 2
+    gp = gradient_penalty(critic, real, fake, weight)
+    assert gp.dim() == 0
+    assert close(gp, want)
+    # the penalty is differentiable in the critic's parameters (create_graph=True)
+    gp.backward()
+    assert critic.w.grad is not None
+    expected_grad = weight * 2 * (norm - 1) * critic.w.detach() / norm
+    assert torch.allclose(critic.w.grad, expected_grad.float(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_penalty_of_unit_norm_critic_is_zero():
+    critic = LinearCritic((3, 2, 2))
+    with torch.no_grad():
+        critic.w /= critic.w.norm()
+    gp = gradient_penalty(critic, torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2))
+    assert gp.item() < 1e-10
+
+
+def test_gradient_penalty_samples_between_real_and_fake():
+    seen = []
+
+    def critic(x):
+        seen.append(x.detach().clone())
+        return x.flatten(1).sum(1)
+
+    real, fake = torch.randn(6, 1, 3, 3), torch.randn(6, 1, 3, 3)
+    gradient_penalty(critic, real, fake)
+    (x_hat,) = seen
+    # x_hat = alpha * real + (1 - alpha) * fake with one alpha in [0, 1] per sample
+    alpha = ((x_hat - fake) / (real - fake)).flatten(1)
+    assert torch.allclose(alpha, alpha[:, :1].expand_as(alpha), atol=1e-4)
+    assert (alpha[:, 0] >= -1e-5).all() and (alpha[:, 0] <= 1 + 1e-5).all()
+
+
+# --- gradients reach the right tensors ---------------------------------------------------------
+
+class ConvCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("kind", GAN_LOSSES)
+def test_discriminator_loss_detaches_fake(kind):
+    torch.manual_seed(0)
+    critic = ConvCritic()
+    g_param = torch.randn(2, 3, 8, 8, requires_grad=True)
+    fake = torch.tanh(g_param)  # stands in for G(z)
+    real = torch.rand(2, 3, 8, 8) * 2 - 1
+    d, _ = AdversarialLoss(kind).d(critic, real, fake)
+    d.backward()
+    assert g_param.grad is None
+    assert critic.conv.weight.grad is not None and critic.conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", GAN_LOSSES)
+def test_generator_loss_reaches_generator(kind):
+    torch.manual_seed(0)
+    critic = ConvCritic()
+    g_param = torch.randn(2, 3, 8, 8, requires_grad=True)
+    AdversarialLoss(kind).g(critic, torch.tanh(g_param)).backward()
+    assert g_param.grad is not None and g_param.grad.abs().sum() > 0

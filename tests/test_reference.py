@@ -1,0 +1,255 @@
+"""Generator files of pytorch-CycleGAN-and-pix2pix: exact outputs on the shared fixtures, state-dict
+cleaning, architecture inference, and refusal of pickled code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from i2i import nets
+from i2i.errors import I2IError
+from i2i.reference import clean_state_dict, infer_generator_spec, load_state_dict
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference_generators"
+MANIFEST = FIXTURES / "manifest.json"
+HAVE_FIXTURES = MANIFEST.is_file()
+NO_FIXTURES = f"reference fixtures not found at {FIXTURES}"
+
+if HAVE_FIXTURES:
+    _manifest = json.loads(MANIFEST.read_text())
+    TOL = float(_manifest.get("tolerance_max_abs", 1e-4))
+    CASES = [pytest.param(c, id=c["checkpoint"].removesuffix(".pth")) for c in _manifest["cases"]]
+else:
+    TOL = 1e-4
+    CASES = [pytest.param(None, id="no-fixtures", marks=pytest.mark.skip(reason=NO_FIXTURES))]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _pairs(case):
+    for pair in case["pairs"]:
+        x = torch.from_numpy(np.load(FIXTURES / pair["input"]))
+        y = torch.from_numpy(np.load(FIXTURES / pair["expected_output"]))
+        assert list(x.shape) == pair["shape"]
+        yield x, y
+
+
+def _expected_spec(case):
+    net_g = case["netG"]
+    spec = {"in_channels": case["input_nc"], "out_channels": case["output_nc"], "ngf": case["ngf"],
+            "norm": case["norm"]}
+    if net_g.startswith("resnet_"):
+        spec |= {"name": "resnet", "n_blocks": int(net_g.split("_")[1].removesuffix("blocks")),
+                 "dropout": case["use_dropout"]}
+    else:
+        spec |= {"name": "unet", "num_downs": int(net_g.split("_")[1]).bit_length() - 1}
+    return spec
+
+
+# --- the shared fixtures ----------------------------------------------------------------------
+
+def test_fixture_manifest_is_readable():
+    if not HAVE_FIXTURES:
+        pytest.skip(NO_FIXTURES)
+    assert len(CASES) >= 1
+    for param in CASES:
+        case = param.values[0]
+        assert (FIXTURES / case["checkpoint"]).is_file()
+        assert case["pairs"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reference_file_reproduces_outputs(case):
+    sd = load_state_dict(FIXTURES / case["checkpoint"])
+    spec = infer_generator_spec(sd)
+    want = _expected_spec(case)
+    assert {k: spec[k] for k in want} == want
+    net = nets.create(**spec, init=None)
+    net.load_state_dict(sd, strict=True)
+    net.eval()
+    with torch.no_grad():
+        for x, y in _pairs(case):
+            out = net(x)
+            assert out.shape == y.shape
+            assert (out - y).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reference_file_through_load_translator(case):
+    from i2i.translate import load_translator
+
+    tr = load_translator(FIXTURES / case["checkpoint"], device="cpu")
+    assert not tr.net.training
+    assert tr.in_channels == case["input_nc"]
+    for x, y in _pairs(case):
+        with torch.no_grad():
+            out = tr.net(x)
+        assert (out - y).abs().max().item() <= TOL
+        assert (tr(x) - y).abs().max().item() <= TOL  # sizes are multiples: no padding involved
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_raw_file_quirks_are_cleaned(case):
+    raw = torch.load(FIXTURES / case["checkpoint"], map_location="cpu", weights_only=True)
+    sd = load_state_dict(FIXTURES / case["checkpoint"])
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    if case["norm"] == "instance":
+        assert not any(k.endswith(stats) for k in sd)
+    else:
+        # batch-norm statistics are kept, whatever the file's age
+        assert {k for k in raw if k.endswith(stats)} == {k for k in sd if k.endswith(stats)}
+        assert any(k.endswith("running_mean") for k in sd)
+    assert set(sd) <= set(raw)
+    for k in sd:
+        assert torch.equal(sd[k], raw[k])
+
+
+# --- clean_state_dict on state dicts made here ------------------------------------------------
+
+def test_clean_drops_instance_norm_statistics():
+    net = nets.create("resnet_6blocks", ngf=4, norm="instance", init=None)
+    sd = dict(net.state_dict())
+    norm_names = [n for n, m in net.named_modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert "model.2" in norm_names and "model.10.conv_block.2" in norm_names
+    dirty = dict(sd)
+    for n in norm_names:
+        c = 16  # any size; they have to go
+        dirty[f"{n}.running_mean"] = torch.zeros(c)
+        dirty[f"{n}.running_var"] = torch.ones(c)
+        dirty[f"{n}.num_batches_tracked"] = torch.tensor(0)
+    with pytest.raises(RuntimeError):
+        nets.create("resnet_6blocks", ngf=4, norm="instance", init=None).load_state_dict(dirty, strict=True)
+    cleaned = clean_state_dict(dirty)
+    assert set(cleaned) == set(sd)
+    fresh = nets.create("resnet_6blocks", ngf=4, norm="instance", init=None)
+    fresh.load_state_dict(cleaned, strict=True)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, sd[k])
+    assert infer_generator_spec(cleaned)["norm"] == "instance"
+
+
+def test_clean_keeps_batch_norm_statistics():
+    sd = dict(nets.create("unet_32", ngf=4, norm="batch", init=None).state_dict())
+    assert sum(k.endswith("running_mean") for k in sd) > 0
+    assert clean_state_dict(sd).keys() == sd.keys()
+    sd = dict(nets.create("resnet_6blocks", ngf=4, norm="batch", init=None).state_dict())
+    assert clean_state_dict(sd).keys() == sd.keys()
+
+
+def test_batch_norm_file_without_num_batches_tracked_loads():
+    torch.manual_seed(0)
+    src = nets.create("unet_32", ngf=4, norm="batch")
+    for m in src.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    old = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(old) < len(src.state_dict())
+    cleaned = clean_state_dict(old)
+    dst = nets.create("unet_32", ngf=4, norm="batch", init=None)
+    dst.load_state_dict(cleaned, strict=True)
+    for k, v in old.items():
+        assert torch.equal(dst.state_dict()[k], v)
+    src.eval(), dst.eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(src(x), dst(x))
+
+
+def test_load_state_dict_from_file_strips_dataparallel_prefix(tmp_path):
+    net = nets.create("resnet_6blocks", ngf=4, norm="instance", init=None)
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "g.pth")
+    sd = load_state_dict(tmp_path / "g.pth")
+    assert set(sd) == set(net.state_dict())
+
+
+# --- architecture inference round trips -------------------------------------------------------
+
+ROUND_TRIPS = [
+    pytest.param("resnet_6blocks", dict(norm="instance", dropout=False), id="resnet-instance"),
+    pytest.param("resnet_6blocks", dict(norm="instance", dropout=True), id="resnet-instance-dropout"),
+    pytest.param("resnet_6blocks", dict(norm="none", dropout=False), id="resnet-none"),
+    pytest.param("resnet_6blocks", dict(norm="batch", dropout=True), id="resnet-batch-dropout"),
+    pytest.param("resnet_6blocks", dict(norm="batch", dropout=False), id="resnet-batch"),
+    pytest.param("resnet", dict(n_blocks=3, in_channels=1, out_channels=2), id="resnet3-1to2"),
+    pytest.param("unet_64", dict(norm="batch"), id="unet64-batch"),
+    pytest.param("unet_64", dict(norm="instance"), id="unet64-instance"),
+    pytest.param("unet_32", dict(norm="none", in_channels=1, out_channels=3), id="unet32-none-1to3"),
+]
+
+
+@pytest.mark.parametrize("name, kw", ROUND_TRIPS)
+def test_infer_generator_spec_round_trip(name, kw):
+    src = nets.create(name, ngf=4, init=None, **kw)
+    spec = infer_generator_spec(clean_state_dict(src.state_dict()))
+    assert spec["norm"] == kw.get("norm", "instance" if name.startswith("resnet") else "batch")
+    assert spec["in_channels"] == kw.get("in_channels", 3)
+    assert spec["out_channels"] == kw.get("out_channels", 3)
+    assert spec["ngf"] == 4
+    if spec["name"] == "resnet":
+        assert spec["dropout"] == kw.get("dropout", False)
+    nets.create(**spec, init=None).load_state_dict(src.state_dict(), strict=True)
+
+
+def test_infer_generator_spec_rejects_other_networks():
+    with pytest.raises(ValueError):
+        infer_generator_spec(nets.create("basic", ndf=4, init=None).state_dict())
+
+
+# --- pickled code is refused ------------------------------------------------------------------
+
+def _touch(path):  # what a malicious pickle would run on load
+    Path(path).write_text("executed")
+    return 0
+
+
+class Payload:
+    def __init__(self, sentinel):
+        self.sentinel = str(sentinel)
+
+    def __reduce__(self):
+        return _touch, (self.sentinel,)
+
+
+def test_pickled_object_is_refused_and_not_executed(tmp_path):
+    sentinel = tmp_path / "sentinel"
+    net = nets.create("resnet_6blocks", ngf=4, norm="instance", init=None)
+    sd = dict(net.state_dict())
+    sd["model.1.extra"] = Payload(sentinel)
+    path = tmp_path / "evil.pth"
+    torch.save(sd, path)
+    assert not sentinel.exists()
+
+    with pytest.raises(Exception):
+        load_state_dict(path)
+    assert not sentinel.exists()
+
+    from i2i.translate import load_translator
+
+    with pytest.raises(I2IError):
+        load_translator(path, device="cpu")
+    assert not sentinel.exists()
+
+    # the payload is live: an unsafe load would have run it
+    torch.load(path, map_location="cpu", weights_only=False)
+    assert sentinel.read_text() == "executed"
+
+
+def test_non_state_dict_is_refused(tmp_path):
+    torch.save([torch.zeros(2)], tmp_path / "list.pth")
+    with pytest.raises(ValueError):
+        load_state_dict(tmp_path / "list.pth")
+    torch.save({"a": torch.zeros(2), "b": 3}, tmp_path / "mixed.pth")
+    with pytest.raises(ValueError):
+        load_state_dict(tmp_path / "mixed.pth")

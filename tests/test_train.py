@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from i2i.errors import UsageError
+from i2i.runs import Run, load_weights
+from i2i.train import lr_factor, train
+
+from conftest import tiny_config
+
+
+def test_lr_schedule_matches_reference_linear_policy():
+    # reference: 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), epoch_count = 1
+    factors = [lr_factor(e, 3, 4) for e in range(7)]
+    assert factors == pytest.approx([1, 1, 1, 1 - 1 / 5, 1 - 2 / 5, 1 - 3 / 5, 1 - 4 / 5])
+
+
+@pytest.fixture
+def toy_dir(tmp_path):
+    """A fixed toy problem: the target is the input's colours inverted, on smooth random images."""
+    root = tmp_path / "toy"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        a = np.asarray(Image.fromarray(small).resize((32, 32), Image.BILINEAR))
+        Image.fromarray(np.concatenate([a, 255 - a], 1)).save(root / f"{i}.png")
+    return root
+
+
+def test_training_lowers_l1(toy_dir, tmp_path):
+    cfg = tiny_config(toy_dir, tmp_path, preprocess="none", epochs=40, epochs_decay=0, batch_size=4,
+                      max_steps=80, log_every=1, dropout=False, ngf=16)
+    run_dir = train(cfg)
+    l1 = [r["G_L1"] for r in Run(run_dir).read_log()]
+    assert len(l1) == 80
+    assert np.median(l1[-10:]) < 0.5 * np.median(l1[:10])
+
+
+def test_run_folder_layout(aligned_dir, tmp_path):
+    run_dir = train(tiny_config(aligned_dir, tmp_path, max_steps=3, sample_every=2))
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "G.safetensors", "state.pt", "log.jsonl", "samples"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["mode"] == "pix2pix" and cfg["net_g"] == "unet_32" and cfg["seed"] == 1
+    assert cfg["generators"]["G"]["directions"] == ["AtoB"]
+    sd, spec = load_weights(run_dir / "G.safetensors")
+    assert spec == cfg["generators"]["G"]["spec"] and "model.model.0.weight" in sd
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    assert state["step"] == 3 and set(state["nets"]) == {"G", "D"}
+    samples = sorted((run_dir / "samples").iterdir())
+    assert [p.name for p in samples] == ["step_0000002.png", "step_0000003.png"]
+    assert Image.open(samples[0]).size[0] > 3 * 32  # input | output | target
+
+
+def test_resume_continues_at_the_right_step_and_lr(aligned_dir, tmp_path):
+    """3 + 5 steps with a resume in between equal 8 uninterrupted steps, weights included.
+
+    6 images at batch 2 = 3 steps per epoch, so the resume happens at an epoch boundary and the LR
+    must decay from epoch 2 (epochs=1, epochs_decay=3)."""
+    opts = dict(batch_size=2, epochs=1, epochs_decay=3, log_every=1)
+    straight = train(tiny_config(aligned_dir, tmp_path, name="straight", max_steps=8, **opts))
+    first = train(tiny_config(aligned_dir, tmp_path, name="split", max_steps=4, **opts))
+    state = torch.load(first / "state.pt", weights_only=True)
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (4, 1, 1)
+    train(tiny_config(aligned_dir, tmp_path, name="split", max_steps=8, **opts), resume=True)
+
+    log_a, log_b = Run(straight).read_log(), Run(first).read_log()
+    assert [r["step"] for r in log_b] == list(range(1, 9))
+    assert [r["lr"] for r in log_b] == [r["lr"] for r in log_a]
+    assert log_b[3]["lr"] == pytest.approx(2e-4 * (1 - 1 / 4))
+    assert [r["G_L1"] for r in log_b] == pytest.approx([r["G_L1"] for r in log_a], rel=1e-5)
+    wa, _ = load_weights(straight / "G.safetensors")
+    wb, _ = load_weights(first / "G.safetensors")
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+def test_existing_run_is_not_overwritten(aligned_dir, tmp_path):
+    train(tiny_config(aligned_dir, tmp_path, max_steps=1))
+    with pytest.raises(UsageError, match="already exists; add --resume"):
+        train(tiny_config(aligned_dir, tmp_path, max_steps=1))
+    with pytest.raises(UsageError, match="no run to resume"):
+        train(tiny_config(aligned_dir, tmp_path, name="other", max_steps=1), resume=True)
+
+
+def test_fewer_images_than_batch(aligned_dir, tmp_path):
+    with pytest.raises(UsageError, match="fewer than --batch-size 8"):
+        train(tiny_config(aligned_dir, tmp_path, batch_size=8))
+
+
+def test_nan_loss_stops_with_the_step(aligned_dir, tmp_path):
+    from i2i.errors import I2IError
+
+    with pytest.raises(I2IError, match="at step 1"):
+        train(tiny_config(aligned_dir, tmp_path, lr=float("inf"), max_steps=5, gan_loss="lsgan"))
