@@ -280,7 +280,7 @@ def prepare_unpaired(
 @cli_errors
 def demo(
     out: Path = typer.Option(Path("i2i_demo"), help="Folder for the demo's data, run and results page."),
-    steps: int = typer.Option(600, help="Training steps (about a minute on 2 CPU cores)."),
+    steps: int = typer.Option(400, help="Training steps (about a minute on 2 CPU cores)."),
 ):
     """Train pix2pix on a built-in toy problem (outlines -> filled shapes) and show the results."""
     from .demo import run_demo

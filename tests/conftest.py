@@ -43,3 +43,15 @@ def tiny_config(data, tmp_path, **overrides):
 def _seed():
     random.seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _reset_i2i_logger():
+    """The CLI points the "i2i" logger at its own console; undo that so caplog sees records."""
+    import logging
+
+    yield
+    logger = logging.getLogger("i2i")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
