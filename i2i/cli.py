@@ -101,7 +101,7 @@ class TrainProgress:
         if speed:
             fields["rate"] = f"{speed:.2f} it/s" if speed >= 1 else f"{1 / speed:.2f} s/it"
         if losses:
-            fields["losses"] = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if "_" in k or len(losses) < 6)
+            fields["losses"] = " ".join(f"{k} {v:.3g}" for k, v in losses.items())
         self.bar.update(self.task, completed=step, **fields)
 
     def stop(self):
@@ -111,7 +111,7 @@ class TrainProgress:
 @app.command()
 @cli_errors
 def train(
-    mode: str = typer.Option("pix2pix", help="Recipe: pix2pix (paired; others follow in later releases)."),
+    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired; others follow in later releases). [default: pix2pix]"),
     a: Optional[Path] = typer.Option(None, "--a", help="Paired data: a folder of A|B images, or of A/ and B/ folders."),
     b: Optional[Path] = typer.Option(None, "--b", help="Second folder, when A and B are separate folders."),
     name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
@@ -148,25 +148,29 @@ def train(
     """Train a model. Example: i2i train --a datasets/facades/train --direction BtoA --name facades_label2photo"""
     from .config import make_config
     from .errors import UsageError
+    from .train import resume_config
     from .train import train as run_training
 
-    if a is None and not resume:
-        raise UsageError("--a is required: the folder of training images (see datasets/README.md)")
-    if name is None:
-        if a is None:
-            raise UsageError("--resume needs --name: the run to continue")
-        name = f"{a.resolve().name}_{mode}"
-    if resume and a is None:
-        a = Path(".")  # replaced by the run's own config
-    cfg = make_config(
-        mode, a=str(a), b=None if b is None else str(b), name=name, checkpoints_dir=str(checkpoints_dir),
-        direction=direction, net_g=net_g, net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm,
-        init=init, dropout=dropout, gan_loss=gan_loss, lambda_l1=lambda_l1, epochs=epochs,
-        epochs_decay=epochs_decay, batch_size=batch_size, lr=lr, beta1=beta1, load_size=load_size,
-        crop_size=crop_size, preprocess=preprocess, flip=False if no_flip else None, input_nc=input_nc,
-        output_nc=output_nc, seed=seed, max_steps=max_steps, save_every=save_every, sample_every=sample_every,
-        workers=workers,
+    options = dict(
+        a=None if a is None else str(a), b=None if b is None else str(b), direction=direction, net_g=net_g,
+        net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm, init=init, dropout=dropout,
+        gan_loss=gan_loss, lambda_l1=lambda_l1, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
+        lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
+        flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
+        save_every=save_every, sample_every=sample_every, workers=workers,
     )
+    if resume:
+        if name is None:
+            raise UsageError("--resume needs --name: the run to continue")
+        cfg = resume_config(checkpoints_dir / name, mode=mode, **options)
+    else:
+        if a is None:
+            raise UsageError("--a is required: the folder of training images (see datasets/README.md)")
+        if name is None:
+            folder = a.resolve()
+            folder = folder.parent if folder.name in ("train", "A", "trainA") else folder
+            name = f"{folder.name}_{mode or 'pix2pix'}"
+        cfg = make_config(mode or "pix2pix", name=name, checkpoints_dir=str(checkpoints_dir), **options)
     observer = TrainProgress()
     try:
         run_dir = run_training(cfg, resume=resume, observer=observer)

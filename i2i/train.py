@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import signal
 import threading
@@ -83,10 +84,13 @@ class StopOnInterrupt:
     def __init__(self):
         self.requested = False
         self.previous = None
+        self.pid = os.getpid()  # DataLoader workers inherit the handler; they must not act on it
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -97,19 +101,36 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def resume_config(run_dir: str | Path, **options) -> TrainConfig:
+    """The saved config of the run in ``run_dir``, with the given ``options`` (None = not given) applied.
+
+    Only :data:`RESUMABLE_OVERRIDES` may change; any other option that differs from the run's is an error
+    rather than silently ignored.
+    """
+    run_dir = Path(run_dir)
+    if not Run(run_dir).exists():
+        raise UsageError(f"{run_dir}: no run to resume; drop --resume to start it")
+    saved = TrainConfig.from_dict(Run(run_dir).read_config())
+    for key, value in options.items():
+        if value is None or value == getattr(saved, key):
+            continue
+        if key not in RESUMABLE_OVERRIDES:
+            raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has "
+                             f"{getattr(saved, key)!r}); drop it or start a new run")
+        setattr(saved, key, value)
+    saved.checkpoints_dir, saved.name = str(run_dir.parent), run_dir.name
+    validate(saved)
+    return saved
+
+
 def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = None) -> Path:
-    """Train ``cfg`` (or continue its run with ``resume``); returns the run folder."""
+    """Train ``cfg``, or with ``resume`` continue its run from ``state.pt`` (build ``cfg`` with
+    :func:`resume_config`); returns the run folder."""
     run = Run(cfg.run_dir)
     state = None
     if resume:
         if not run.exists():
             raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")
-        saved = TrainConfig.from_dict(run.read_config())
-        for key in RESUMABLE_OVERRIDES:
-            setattr(saved, key, getattr(cfg, key))
-        saved.checkpoints_dir = cfg.checkpoints_dir
-        cfg = saved
-        validate(cfg)
         state = run.load_state()
     elif run.exists() or (run.path.exists() and any(run.path.iterdir())):
         raise UsageError(f"{run.path} already exists; add --resume to continue it or choose another --name")

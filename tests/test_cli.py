@@ -70,6 +70,7 @@ def test_train_then_translate(aligned_dir, tmp_path):
     (["train", "--a", "{ab}", "--name", "x", "--crop-size", "200", "--load-size", "286"], 2, ["does not suit --net-g unet_256", "multiple of 256"]),
     (["train", "--a", "{ab}", "--name", "x", "--norm", "group"], 2, ["--norm must be one of"]),
     (["train", "--name", "x"], 2, ["--a is required"]),
+    (["train", "--resume"], 2, ["--resume needs --name"]),
     (["translate", "{tmp}/nope.jpg", "--model", "{model}"], 2, ["nope.jpg: no such file or folder"]),
     (["translate", "{ab}", "--model", "{tmp}/nothing"], 2, ["no such run folder or file"]),
     (["translate", "{ab}", "--model", "{model}", "--size", "50"], 2, ["--size 50", "multiple of 32"]),
@@ -118,3 +119,18 @@ def test_prepare_round_trip(tmp_path):
     result = invoke("prepare", "split-ab", tmp_path / "AB", "--out", tmp_path / "back")
     assert result.exit_code == 0
     assert Image.open(tmp_path / "back" / "B" / "1.png").tobytes() == Image.open(tmp_path / "B" / "1.png").tobytes()
+
+
+def test_resume_keeps_the_run_settings(aligned_dir, tmp_path):
+    ck = tmp_path / "ck"
+    args = ["--name", "r", "--checkpoints-dir", ck, "--workers", "0"]
+    result = invoke("train", "--a", aligned_dir, *args, *TINY[:10], "--epochs", "2", "--epochs-decay", "1", "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    result = invoke("train", *args, "--resume", "--max-steps", "2")
+    assert result.exit_code == 0, result.output
+    import json
+
+    cfg = json.loads((ck / "r" / "config.json").read_text())
+    assert (cfg["epochs"], cfg["epochs_decay"], cfg["max_steps"], cfg["net_g"]) == (2, 1, 2, "unet_32")
+    assert_one_line_error(invoke("train", *args, "--resume", "--net-g", "unet_64"), 2, "--net-g cannot change when resuming")
+    assert_one_line_error(invoke("train", "--name", "nope", "--checkpoints-dir", ck, "--resume"), 2, "no run to resume")

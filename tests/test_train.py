@@ -97,3 +97,33 @@ def test_nan_loss_stops_with_the_step(aligned_dir, tmp_path):
 
     with pytest.raises(I2IError, match="at step 1"):
         train(tiny_config(aligned_dir, tmp_path, lr=float("inf"), max_steps=5, gan_loss="lsgan"))
+
+
+def test_ctrl_c_saves_and_resumes(aligned_dir, tmp_path):
+    """SIGINT finishes the step, saves a consistent checkpoint and exits 130; --resume continues."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ck = tmp_path / "ck"
+    cmd = [sys.executable, "-m", "i2i", "train", "--a", str(aligned_dir), "--name", "c", "--checkpoints-dir", str(ck),
+           "--net-g", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
+           "--workers", "1", "--seed", "0", "--epochs", "1000", "--epochs-decay", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = ck / "c" / "log.jsonl"
+    deadline = time.time() + 60
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at step" in err
+    step = int(err.split("interrupted at step")[1].split(";")[0])
+    state = torch.load(ck / "c" / "state.pt", weights_only=True)
+    assert state["step"] == step >= 1
+    resumed = subprocess.run([sys.executable, "-m", "i2i", "train", "--name", "c", "--checkpoints-dir", str(ck),
+                              "--resume", "--max-steps", str(step + 2), "--workers", "0"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(ck / "c" / "state.pt", weights_only=True)["step"] == step + 2
