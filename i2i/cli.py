@@ -189,6 +189,7 @@ def translate(
     size: Optional[int] = typer.Option(None, help="Resize to NxN instead of keeping each image's own size."),
     batch_size: int = typer.Option(4, help="Images per batch (same-size images are batched)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
+    ab: bool = typer.Option(False, "--ab", help="Inputs are side-by-side A|B pairs (like facades/test): translate the half the model takes."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
     checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where to look for the newest run."),
 ):
@@ -207,7 +208,7 @@ def translate(
     with Progress(TextColumn("translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err) as bar:
         task = bar.add_task("translate", total=None)
-        summary = translate_files(translator, inputs, out, run_name, size, batch_size, overwrite,
+        summary = translate_files(translator, inputs, out, run_name, size, batch_size, overwrite, ab,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"{summary.written} image(s) written to [bold]{summary.out}[/]"
                   + (f", {summary.existing} already there" if summary.existing else ""), highlight=False)

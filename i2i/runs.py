@@ -91,8 +91,6 @@ class Run:
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
 
     def load_state(self) -> dict:
-        if not self.state_path.is_file():
-            raise UsageError(f"{self.path}: no {STATE_FILE} to resume from; start a new run without --resume")
         try:
             return torch.load(self.state_path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001

@@ -131,7 +131,10 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     if resume:
         if not run.exists():
             raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")
-        state = run.load_state()
+        if run.state_path.is_file():
+            state = run.load_state()
+        else:
+            log.warning("%s has no checkpoint yet; starting it from step 0", run.path)
     elif run.exists() or (run.path.exists() and any(run.path.iterdir())):
         raise UsageError(f"{run.path} already exists; add --resume to continue it or choose another --name")
     if cfg.seed is None:

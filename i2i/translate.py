@@ -192,6 +192,14 @@ def plan(inputs: list[str], out: str | Path | None, run_name: str) -> tuple[list
     return jobs, out_dir
 
 
+def input_half(img: Image.Image, direction: str | None, path: Path) -> Image.Image:
+    """The half of a side-by-side A|B image that a generator for ``direction`` takes."""
+    w, h = img.size
+    if w % 2:
+        raise ImageError(f"{path}: width {w} is odd, so it is not an A|B pair; drop --ab")
+    return img.crop((w // 2, 0, w, h)) if direction == "BtoA" else img.crop((0, 0, w // 2, h))
+
+
 def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None]:
     """Model input tensor for ``img`` and its alpha channel (or None)."""
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
@@ -204,8 +212,11 @@ def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[to
 
 def translate_files(translator: Translator, inputs: list[str], out: str | Path | None = None,
                     run_name: str = "i2i", size: int | None = None, batch_size: int = 4, overwrite: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> Summary:
+                    ab: bool = False, progress: Callable[[int, int], None] | None = None) -> Summary:
     """Translate every input image into ``out`` (keeping relative paths, names and formats).
+
+    With ``ab`` the inputs are side-by-side A|B pairs (such as facades/test) and only the half the
+    generator takes is translated (A for AtoB, B for BtoA), so outputs line up with the other half.
 
     Existing outputs are kept (counted in ``existing``) unless ``overwrite``; unreadable inputs are
     reported in ``failed`` and skipped. ``progress(done, total)`` is called as work proceeds.
@@ -250,7 +261,10 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
 
     for job in todo:  # consecutive images of equal size share a batch
         try:
-            x, alpha = prepare_image(open_image(job.src), translator.in_channels, size)
+            img = open_image(job.src)
+            if ab:
+                img = input_half(img, translator.direction, job.src)
+            x, alpha = prepare_image(img, translator.in_channels, size)
         except ImageError as e:
             summary.failed.append((job.src, str(e)))
             done += 1

@@ -55,3 +55,14 @@ def _reset_i2i_logger():
     logger.handlers.clear()
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module on one thread: for tiny tensors, thread hand-offs cost more than they save."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -11,12 +11,7 @@ import torch.nn as nn
 from i2i.losses import GAN_LOSSES, AdversarialLoss, gradient_penalty
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops run faster on one thread
 
 
 def identity(x):

@@ -13,13 +13,7 @@ from i2i import nets
 from i2i.nets.layers import INITS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a busy CI machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops run faster on one thread
 
 
 def n_params(net: nn.Module) -> int:

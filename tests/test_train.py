@@ -127,3 +127,12 @@ def test_ctrl_c_saves_and_resumes(aligned_dir, tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(ck / "c" / "state.pt", weights_only=True)["step"] == step + 2
+
+
+def test_resume_before_the_first_checkpoint_starts_over(aligned_dir, tmp_path, caplog):
+    cfg = tiny_config(aligned_dir, tmp_path, max_steps=2)
+    run = train(cfg)
+    (run / "state.pt").unlink()  # as if killed before its first save
+    train(tiny_config(aligned_dir, tmp_path, max_steps=2), resume=True)
+    assert "no checkpoint yet" in caplog.text
+    assert torch.load(run / "state.pt", weights_only=True)["step"] == 2

@@ -130,3 +130,28 @@ def test_direction_and_model_errors(model_file, tmp_path, aligned_dir):
 
     with pytest.raises(I2IError, match="cannot read weights"):
         load_translator(tmp_path / "junk.safetensors")
+
+
+def test_ab_pairs_translate_the_input_half(model_file, tmp_path):
+    import numpy as np
+
+    src = tmp_path / "pairs"
+    src.mkdir()
+    left, right = random_image(32, 32, seed=1), random_image(32, 32, seed=2)
+    pair = Image.new("RGB", (64, 32))
+    pair.paste(left, (0, 0))
+    pair.paste(right, (32, 0))
+    pair.save(src / "p.png")
+    left.save(tmp_path / "left.png")
+    right.save(tmp_path / "right.png")
+    t = load_translator(model_file)
+    for direction, half in (("AtoB", "left"), ("BtoA", "right")):
+        t.direction = direction
+        translate_files(t, [str(src)], tmp_path / direction, ab=True)
+        translate_files(t, [str(tmp_path / f"{half}.png")], tmp_path / f"{direction}_plain")
+        out = np.asarray(Image.open(tmp_path / direction / "p.png"))
+        assert out.shape == (32, 32, 3)
+        assert np.array_equal(out, np.asarray(Image.open(tmp_path / f"{direction}_plain" / f"{half}.png")))
+    random_image(33, 32).save(src / "odd.png")
+    summary = translate_files(t, [str(src)], tmp_path / "odd", ab=True)
+    assert "width 33 is odd" in summary.failed[0][1]
