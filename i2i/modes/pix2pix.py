@@ -16,7 +16,7 @@ from ..config import generator_multiple
 from ..data.paired import PairedDataset
 from ..data.transforms import PairedTransform
 from ..losses import AdversarialLoss
-from .base import AdversarialMode
+from .base import AdversarialMode, adam
 
 
 class Pix2Pix(AdversarialMode):
@@ -31,8 +31,8 @@ class Pix2Pix(AdversarialMode):
         self.nets = {"G": self.G, "D": self.D}
         betas = (cfg.beta1, 0.999)
         self.optimizers = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas),
+            "G": adam(self.G.parameters(), cfg.lr, betas),
+            "D": adam(self.D.parameters(), cfg.lr, betas),
         }
         self.discriminators = [self.D]
         self.translators = {cfg.direction: "G"}
