@@ -111,9 +111,9 @@ class TrainProgress:
 @app.command()
 @cli_errors
 def train(
-    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired; others follow in later releases). [default: pix2pix]"),
-    a: Optional[Path] = typer.Option(None, "--a", help="Paired data: a folder of A|B images, or of A/ and B/ folders."),
-    b: Optional[Path] = typer.Option(None, "--b", help="Second folder, when A and B are separate folders."),
+    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN), unpaired. [default: pix2pix]"),
+    a: Optional[Path] = typer.Option(None, "--a", help="pix2pix: a folder of A|B images, or of A/ and B/ folders. cycle, dual: the domain A folder."),
+    b: Optional[Path] = typer.Option(None, "--b", help="cycle, dual: the domain B folder. pix2pix: the B folder when A and B are separate."),
     name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
     checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where run folders go."),
     direction: Optional[str] = typer.Option(None, help="AtoB or BtoA: which side is the input. [default: AtoB]"),
@@ -122,11 +122,17 @@ def train(
     n_layers_d: Optional[int] = typer.Option(None, help="Layers of the n_layers discriminator. [default: 3]"),
     ngf: Optional[int] = typer.Option(None, help="Generator width. [default: 64]"),
     ndf: Optional[int] = typer.Option(None, help="Discriminator width. [default: 64]"),
-    norm: Optional[str] = typer.Option(None, help="batch, instance or none. [default: batch]"),
+    norm: Optional[str] = typer.Option(None, help="batch, instance or none. [default: batch; cycle: instance]"),
+    norm_d: Optional[str] = typer.Option(None, help="Discriminator norm, when it differs from --norm."),
     init: Optional[str] = typer.Option(None, help="Weight init: normal, xavier, kaiming, orthogonal. [default: normal]"),
     dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Dropout in the generator. [default: on]"),
-    gan_loss: Optional[str] = typer.Option(None, help="vanilla, lsgan, wgangp or hinge. [default: vanilla]"),
-    lambda_l1: Optional[float] = typer.Option(None, help="Weight of the L1 term. [default: 100]"),
+    gan_loss: Optional[str] = typer.Option(None, help="vanilla, lsgan, wgan, wgangp or hinge. [default: vanilla; cycle: lsgan; dual: wgangp]"),
+    lambda_l1: Optional[float] = typer.Option(None, help="pix2pix: weight of the L1 term. [default: 100]"),
+    lambda_cycle: Optional[float] = typer.Option(None, help="cycle, dual: weight of the round-trip L1, each way. [default: cycle 10, dual 500]"),
+    lambda_identity: Optional[float] = typer.Option(None, help="cycle: identity L1 weight, times --lambda-cycle. [default: 0.5]"),
+    pool_size: Optional[int] = typer.Option(None, help="cycle: fakes kept for the discriminators (0: none). [default: 50]"),
+    n_critic: Optional[int] = typer.Option(None, help="Discriminator steps per generator step. [default: 1; dual: 5, or 4 with wgan]"),
+    clip: Optional[float] = typer.Option(None, help="dual with --gan-loss wgan: clip critic weights to +-clip. [default: 0.01]"),
     epochs: Optional[int] = typer.Option(None, help="Epochs at the starting learning rate. [default: 100]"),
     epochs_decay: Optional[int] = typer.Option(None, help="Further epochs with linear decay to zero. [default: 100]"),
     batch_size: Optional[int] = typer.Option(None, help="Images per step. [default: 1]"),
@@ -136,6 +142,7 @@ def train(
     crop_size: Optional[int] = typer.Option(None, help="Random crop size. [default: 256]"),
     preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none."),
     no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
+    serial_batches: bool = typer.Option(False, "--serial-batches", help="cycle, dual: take B images in order, not at random."),
     input_nc: Optional[int] = typer.Option(None, help="Input channels, 1 or 3. [default: 3]"),
     output_nc: Optional[int] = typer.Option(None, help="Output channels, 1 or 3. [default: 3]"),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed repeats a run. [default: random, recorded]"),
@@ -153,8 +160,9 @@ def train(
 
     options = dict(
         a=None if a is None else str(a), b=None if b is None else str(b), direction=direction, net_g=net_g,
-        net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm, init=init, dropout=dropout,
-        gan_loss=gan_loss, lambda_l1=lambda_l1, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
+        net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm, norm_d=norm_d, init=init, dropout=dropout,
+        gan_loss=gan_loss, lambda_l1=lambda_l1, lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
+        pool_size=pool_size, n_critic=n_critic, clip=clip, serial_batches=True if serial_batches else None, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
         save_every=save_every, sample_every=sample_every, workers=workers,
@@ -216,6 +224,24 @@ def translate(
         err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
     if summary.failed:
         raise I2IError(f"{len(summary.failed)} image(s) could not be translated (listed above)")
+
+
+@app.command("import")
+@cli_errors
+def import_(
+    file: Path = typer.Argument(..., help="A generator .pth written by pytorch-CycleGAN-and-pix2pix (e.g. latest_net_G.pth)."),
+    name: str = typer.Option(..., help="Name of the new run folder."),
+    direction: str = typer.Option("AtoB", help="The direction this generator translates, for --direction in translate."),
+    checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where run folders go."),
+):
+    """Turn a reference generator file into an i2i run (architecture read from the file)."""
+    from .errors import UsageError
+    from .reference import import_generator
+
+    if direction not in ("AtoB", "BtoA"):
+        raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
+    run_dir = import_generator(file, checkpoints_dir / name, direction)
+    console.print(f"imported {file} as [bold]{run_dir}[/]; translate with: i2i translate IMAGES --model {run_dir}")
 
 
 def _report(report, what: str):

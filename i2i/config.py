@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
@@ -32,6 +32,7 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     norm: str = "batch"
+    norm_d: str | None = None  # the discriminators' norm when it differs from the generators'
     init: str = "normal"
     init_gain: float = 0.02
     dropout: bool = True
@@ -39,18 +40,26 @@ class TrainConfig:
     output_nc: int = 3
     # losses
     gan_loss: str = "vanilla"
-    lambda_l1: float = 100.0
+    lambda_l1: float = 100.0  # pix2pix: weight of L1 to the target
+    lambda_cycle: float = 10.0  # cycle/dual: weight of the reconstruction L1, each direction
+    lambda_identity: float = 0.5  # cycle: identity L1, as a fraction of lambda_cycle
+    pool_size: int = 50  # cycle: image history for the discriminators
+    n_critic: int = 1  # discriminator updates per generator update
+    clip: float = 0.01  # dual with --gan-loss wgan: critic weights are clipped to +-clip
     # optimisation
     epochs: int = 100
     epochs_decay: int = 100
     batch_size: int = 1
+    optimizer: str = "adam"  # adam or rmsprop
     lr: float = 2e-4
     beta1: float = 0.5
+    beta2: float = 0.999
     # data
     load_size: int = 286
     crop_size: int = 256
     preprocess: str = "resize_and_crop"
     flip: bool = True
+    serial_batches: bool = False  # unpaired: take B in order instead of at random
     workers: int = 2
     # run control
     seed: int | None = None
@@ -58,7 +67,6 @@ class TrainConfig:
     save_every: int = 1000
     sample_every: int = 200
     log_every: int = 10
-    extra: dict = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -77,9 +85,23 @@ class TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-# What each mode changes from the dataclass defaults (the pix2pix paper's and reference's settings).
+# What each mode changes from the dataclass defaults (which are pix2pix's: the paper's and reference's).
 MODE_DEFAULTS: dict[str, dict] = {
     "pix2pix": {},
+    # the reference's CycleGAN options
+    "cycle": dict(net_g="resnet_9blocks", norm="instance", dropout=False, gan_loss="lsgan", pool_size=50),
+    # DualGAN (Yi et al. 2017): U-Nets whose dropout is the noise source, Wasserstein critics
+    "dual": dict(net_g="unet_256", norm="batch", dropout=True, gan_loss="wgangp", lambda_cycle=500.0, pool_size=0),
+}
+
+# Defaults that follow from the mode and the GAN loss together: DualGAN's two recipes.
+LOSS_PRESETS: dict[tuple[str, str], dict] = {
+    # the paper's: weight clipping, RMSProp
+    ("dual", "wgan"): dict(optimizer="rmsprop", lr=5e-5, n_critic=4, clip=0.01),
+    # the gradient penalty instead (Gulrajani et al. 2017), with its Adam settings; batch norm in a
+    # critic would couple the samples whose gradients the penalty constrains, so the critics use
+    # instance norm
+    ("dual", "wgangp"): dict(optimizer="adam", lr=1e-4, beta1=0.5, beta2=0.9, n_critic=5, norm_d="instance"),
 }
 
 
@@ -89,7 +111,9 @@ def make_config(mode: str, **options) -> TrainConfig:
     if mode not in MODES:
         raise UsageError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
     given = {k: v for k, v in options.items() if v is not None}
-    cfg = TrainConfig.from_dict({**MODE_DEFAULTS.get(mode, {}), **given, "mode": mode})
+    defaults = dict(MODE_DEFAULTS.get(mode, {}))
+    defaults.update(LOSS_PRESETS.get((mode, given.get("gan_loss", defaults.get("gan_loss", "vanilla"))), {}))
+    cfg = TrainConfig.from_dict({**defaults, **given, "mode": mode})
     validate(cfg)
     return cfg
 
@@ -107,6 +131,18 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.net_g in nets.names("generator"), f"--net-g {cfg.net_g!r} is unknown; choose from {', '.join(nets.names('generator'))}")
     check(cfg.net_d in nets.names("discriminator"), f"--net-d {cfg.net_d!r} is unknown; choose from {', '.join(nets.names('discriminator'))}")
     check(cfg.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}")
+    check(cfg.norm_d in (None, *NORMS), f"--norm-d must be one of {', '.join(NORMS)}")
+    check(cfg.optimizer in ("adam", "rmsprop"), "optimizer must be adam or rmsprop")
+    check(cfg.n_critic >= 1, "--n-critic must be at least 1")
+    check(cfg.clip > 0, "--clip must be positive")
+    check(cfg.pool_size >= 0, "--pool-size must be 0 or more")
+    check(cfg.lambda_cycle >= 0 and cfg.lambda_identity >= 0 and cfg.lambda_l1 >= 0, "loss weights must be >= 0")
+    if cfg.mode in ("cycle", "dual"):
+        check(cfg.b is not None, f"--mode {cfg.mode} needs two folders: --a DOMAIN_A/ --b DOMAIN_B/")
+    if cfg.mode == "cycle" and cfg.lambda_identity > 0:
+        check(cfg.input_nc == cfg.output_nc,
+              f"the identity loss needs as many input as output channels ({cfg.input_nc} vs {cfg.output_nc}); "
+              "add --lambda-identity 0")
     check(cfg.init in INITS, f"--init must be one of {', '.join(INITS)}")
     from .losses import GAN_LOSSES
 

@@ -5,7 +5,9 @@ A discriminator here outputs raw scores (logits, or critic values); each loss re
 - ``vanilla``: binary cross-entropy on logits (Goodfellow et al. 2014). The generator uses the
   non-saturating form, maximising log D(G(z)), which gives useful gradients early in training.
 - ``lsgan``: least squares towards 1 (real) and 0 (fake) (Mao et al. 2017).
-- ``wgangp``: Wasserstein critic with a gradient penalty on random interpolates (Gulrajani et al. 2017).
+- ``wgan``: Wasserstein critic, mean D(fake) - mean D(real); the critic's Lipschitz bound comes from
+  weight clipping done by the mode (Arjovsky et al. 2017).
+- ``wgangp``: the same with a gradient penalty on random interpolates (Gulrajani et al. 2017).
 - ``hinge``: hinge loss for D, -D(G(z)) for G (Lim and Ye 2017; Miyato et al. 2018).
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("vanilla", "lsgan", "wgangp", "hinge")
+GAN_LOSSES = ("vanilla", "lsgan", "wgan", "wgangp", "hinge")
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
@@ -45,7 +47,7 @@ class AdversarialLoss:
                     F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
         if self.kind == "lsgan":
             return F.mse_loss(real_scores, torch.ones_like(real_scores)), F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
-        if self.kind == "wgangp":
+        if self.kind in ("wgan", "wgangp"):
             return -real_scores.mean(), fake_scores.mean()
         return F.relu(1 - real_scores).mean(), F.relu(1 + fake_scores).mean()
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import I2IError, UsageError
+
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a reference ``.pth`` state dict safely and clean it for ``strict=True`` loading."""
@@ -72,3 +74,37 @@ def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
             "dropout": False,
         }
     raise ValueError("not a ResNet or U-Net generator from pytorch-CycleGAN-and-pix2pix")
+
+
+def read_generator(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, ``nets.create`` arguments) of a reference generator file, or a one-line error."""
+    try:
+        state_dict = load_state_dict(path)
+        return state_dict, infer_generator_spec(state_dict)
+    except Exception as e:  # noqa: BLE001  (pickled code refused by weights_only, foreign files)
+        raise I2IError(f"{path}: not a generator file of pytorch-CycleGAN-and-pix2pix ({e})") from None
+
+
+def import_generator(path: str | Path, run_dir: str | Path, direction: str = "AtoB") -> Path:
+    """Make an i2i run folder from a reference generator file: ``config.json`` plus ``G.safetensors``.
+
+    The new run translates ``direction`` with that generator, like a trained run, and records where
+    the weights came from.
+    """
+    from .io import write_json
+    from .runs import save_weights
+    from .translate import generator_from_weights
+
+    path, run_dir = Path(path), Path(run_dir)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"{run_dir} already exists; choose another --name")
+    state_dict, spec = read_generator(path)
+    net = generator_from_weights(spec, state_dict)
+    save_weights(run_dir / "G.safetensors", net, spec)
+    write_json(run_dir / "config.json", {
+        "mode": "imported", "name": run_dir.name, "source": str(path.resolve()),
+        "generators": {"G": {"file": "G.safetensors", "spec": spec, "directions": [direction]}},
+    })
+    return run_dir

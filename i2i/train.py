@@ -111,6 +111,8 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     if not Run(run_dir).exists():
         raise UsageError(f"{run_dir}: no run to resume; drop --resume to start it")
     saved = TrainConfig.from_dict(Run(run_dir).read_config())
+    if saved.mode not in modes.IMPLEMENTED:
+        raise UsageError(f"{run_dir} was made by i2i import, not by training; it cannot be resumed")
     for key, value in options.items():
         if value is None or value == getattr(saved, key):
             continue
@@ -164,6 +166,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             net.load_state_dict(state["nets"][name])
         for name, opt in mode.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+        mode.load_extra_state(state.get("extra", {}))
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
         set_rng_state(state["rng"])
         run.truncate_log(step)
@@ -178,6 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         run.save_state({
             "nets": {k: v.state_dict() for k, v in mode.nets.items()},
             "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
+            "extra": mode.extra_state(),
             "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(),
         })
 

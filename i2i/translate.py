@@ -72,7 +72,8 @@ class Translator:
         return y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w].cpu()
 
 
-def _build(spec: dict, state_dict: dict, device, eval_mode: bool) -> torch.nn.Module:
+def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True) -> torch.nn.Module:
+    """A generator from ``nets.create`` arguments and weights that must fit it exactly."""
     net = nets.create(**spec, init=None)
     try:
         net.load_state_dict(state_dict, strict=True)
@@ -104,7 +105,7 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         if not available:
             raise UsageError(f"{path}: this run has no generator to translate with")
         if direction is None:
-            direction = next(iter(available))
+            direction = "AtoB" if "AtoB" in available else next(iter(available))
         if direction not in available:
             raise UsageError(f"{path} translates {', '.join(available)} only; drop --direction {direction}")
         g = generators[available[direction]]
@@ -115,16 +116,13 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         if spec is None:
             raise UsageError(f"{path}: no i2i metadata; pass the run folder instead of the file")
     elif path.suffix in (".pth", ".pt"):
-        from .reference import infer_generator_spec, load_state_dict
+        from .reference import read_generator
 
-        try:
-            state_dict = load_state_dict(path)
-            spec = infer_generator_spec(state_dict)
-        except Exception as e:  # noqa: BLE001  (pickle errors, foreign files)
-            raise I2IError(f"{path}: not a generator file of pytorch-CycleGAN-and-pix2pix ({e})") from None
+        state_dict, spec = read_generator(path)
+        direction = direction or "AtoB"
     else:
         raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
-    net = _build(spec, state_dict, device, eval_mode)
+    net = generator_from_weights(spec, state_dict, device, eval_mode)
     return Translator(net, spec, direction, str(path), device)
 
 

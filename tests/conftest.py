@@ -66,3 +66,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def unpaired_dirs(tmp_path):
+    """Two folders of different sizes: 5 images in A/ (one grayscale), 3 in B/sub/ (32x40)."""
+    a, b = tmp_path / "A", tmp_path / "B" / "sub"
+    a.mkdir()
+    b.mkdir(parents=True)
+    for i in range(5):
+        random_image(32, 32, "L" if i == 4 else "RGB", seed=i).save(a / f"a{i}.png")
+    for i in range(3):
+        random_image(40, 32, seed=10 + i).save(b / f"b{i}.jpg")
+    return tmp_path / "A", tmp_path / "B"
+
+
+def tiny_unpaired_config(dirs, tmp_path, mode="cycle", **overrides):
+    from i2i.config import make_config
+
+    a, b = dirs
+    net_g = "resnet_6blocks" if mode == "cycle" else "unet_32"
+    options = dict(a=str(a), b=str(b), name="tiny", checkpoints_dir=str(tmp_path / "ck"), net_g=net_g, ngf=4, ndf=4,
+                   load_size=36, crop_size=32, epochs=1, epochs_decay=1, workers=0, seed=1, sample_every=1000,
+                   save_every=1000)
+    options.update(overrides)
+    return make_config(mode, **options)

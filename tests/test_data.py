@@ -5,7 +5,7 @@ from PIL import Image
 
 from i2i.data.images import list_images, load_image, save_image
 from i2i.data.paired import PairedDataset
-from i2i.data.transforms import EpochSampler, PairedTransform
+from i2i.data.transforms import EpochSampler, Augment
 from i2i.errors import ImageError, UsageError
 
 from conftest import random_image
@@ -14,7 +14,7 @@ from conftest import random_image
 def test_same_crop_and_flip_for_both_halves():
     """With identical halves, any geometry difference between A and B would show up."""
     img = np.asarray(random_image(50, 40))
-    t = PairedTransform("resize_and_crop", 48, 32, flip=True, multiple=32)
+    t = Augment("resize_and_crop", 48, 32, flip=True, multiple=32)
     flips = set()
     for seed in range(20):
         a, b = t(img, img.copy(), seed)
@@ -22,14 +22,14 @@ def test_same_crop_and_flip_for_both_halves():
         assert torch.equal(a, b)
         ref, _ = t(img, img, seed)
         assert torch.equal(a, ref)  # the seed fixes the augmentation
-        plain = PairedTransform("resize_and_crop", 48, 32, flip=False, multiple=32)(img, img, seed)[0]
+        plain = Augment("resize_and_crop", 48, 32, flip=False, multiple=32)(img, img, seed)[0]
         flips.add(bool(torch.equal(a, plain)))
     assert flips == {True, False}  # both flipped and unflipped samples occur
 
 
 def test_different_seeds_give_different_crops():
     img = np.asarray(random_image(64, 64))
-    t = PairedTransform("crop", 64, 32, flip=False, multiple=32)
+    t = Augment("crop", 64, 32, flip=False, multiple=32)
     crops = {t(img, img, seed)[0].sum().item() for seed in range(10)}
     assert len(crops) > 5
 
@@ -40,7 +40,7 @@ def test_different_seeds_give_different_crops():
 ])
 def test_preprocess_output_sizes(preprocess, expected):
     img = np.asarray(random_image(100, 70))  # w=100, h=70
-    a, b = PairedTransform(preprocess, 64, 32, flip=False, multiple=32)(img, img, 0)
+    a, b = Augment(preprocess, 64, 32, flip=False, multiple=32)(img, img, 0)
     assert a.shape[1:] == expected and b.shape == a.shape
     assert a.min() >= -1 and a.max() <= 1
 
@@ -58,7 +58,7 @@ def test_sampler_is_a_function_of_seed_and_epoch():
 
 def test_dataloader_workers_do_not_repeat_crops(aligned_dir):
     """Per-sample seeds: 2 workers give the same (distinct) crops as 0 workers."""
-    ds = PairedDataset(aligned_dir, transform=PairedTransform("resize_and_crop", 48, 32, True, 32))
+    ds = PairedDataset(aligned_dir, transform=Augment("resize_and_crop", 48, 32, True, 32))
     def crops(workers):
         loader = torch.utils.data.DataLoader(ds, batch_size=1, sampler=EpochSampler(len(ds), 0), num_workers=workers)
         return [batch["A"] for batch in loader]

@@ -40,7 +40,7 @@ def textbook(kind, real, fake):
         d_real = ((real.double() - 1) ** 2).mean()
         d_fake = (fake.double() ** 2).mean()
         g = ((fake.double() - 1) ** 2).mean()
-    elif kind == "wgangp":
+    elif kind in ("wgan", "wgangp"):
         d_real, d_fake = -real.double().mean(), fake.double().mean()
         g = -fake.double().mean()
     elif kind == "hinge":
@@ -58,7 +58,7 @@ def close(a, b, tol=1e-5):
 
 
 def test_all_kinds_covered():
-    assert set(GAN_LOSSES) == {"vanilla", "lsgan", "wgangp", "hinge"}
+    assert set(GAN_LOSSES) == {"vanilla", "lsgan", "wgan", "wgangp", "hinge"}
 
 
 @pytest.mark.parametrize("kind", GAN_LOSSES)
@@ -105,7 +105,7 @@ def test_gp_weight_is_used():
 
 def test_unknown_kind_raises():
     with pytest.raises(ValueError):
-        AdversarialLoss("wgan")
+        AdversarialLoss("wgan-gp")
     with pytest.raises(ValueError):
         AdversarialLoss("")
 

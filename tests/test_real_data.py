@@ -11,9 +11,9 @@ needs_facades = pytest.mark.skipif(not FACADES.is_dir(), reason=f"{FACADES} is n
 @needs_facades
 def test_facades_loads_as_aligned_pairs():
     from i2i.data.paired import PairedDataset
-    from i2i.data.transforms import PairedTransform
+    from i2i.data.transforms import Augment
 
-    ds = PairedDataset(FACADES, direction="BtoA", transform=PairedTransform("resize_and_crop", 286, 256, True, 256))
+    ds = PairedDataset(FACADES, direction="BtoA", transform=Augment("resize_and_crop", 286, 256, True, 256))
     assert len(ds) == 400  # facades/ resolves to facades/train
     item = ds[(0, 7)]
     assert item["A"].shape == item["B"].shape == (3, 256, 256)

@@ -248,3 +248,44 @@ def test_non_state_dict_is_refused(tmp_path):
     torch.save({"a": torch.zeros(2), "b": 3}, tmp_path / "mixed.pth")
     with pytest.raises(ValueError):
         load_state_dict(tmp_path / "mixed.pth")
+
+
+# --- i2i import: reference files become runs --------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES)
+def test_import_reproduces_reference_outputs(case, tmp_path):
+    from typer.testing import CliRunner
+
+    from i2i.cli import app
+    from i2i.translate import load_translator
+
+    result = CliRunner().invoke(app, ["import", str(FIXTURES / case["checkpoint"]), "--name", "zoo",
+                                      "--checkpoints-dir", str(tmp_path), "--direction", "BtoA"])
+    assert result.exit_code == 0, result.output
+    tr = load_translator(tmp_path / "zoo")
+    assert tr.direction == "BtoA" and not tr.net.training
+    for x, y in _pairs(case):
+        assert (tr(x) - y).abs().max().item() <= TOL
+
+
+def test_import_refuses_malformed_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from i2i.cli import app
+
+    sentinel = tmp_path / "sentinel"
+    sd = dict(nets.create("resnet_6blocks", ngf=4, norm="instance", init=None).state_dict())
+    sd["model.1.extra"] = Payload(sentinel)
+    torch.save(sd, tmp_path / "evil.pth")
+    torch.save(nets.create("basic", ndf=4, init=None).state_dict(), tmp_path / "disc.pth")
+    wrong = dict(nets.create("resnet_6blocks", ngf=4, norm="instance", init=None).state_dict())
+    wrong["model.1.weight"] = torch.zeros(4, 3, 3, 3)  # a 3x3 stem: the shapes no longer fit
+    torch.save(wrong, tmp_path / "wrong.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a pickle")
+    for name in ("evil", "disc", "wrong", "junk"):
+        result = CliRunner().invoke(app, ["import", str(tmp_path / f"{name}.pth"), "--name", name,
+                                          "--checkpoints-dir", str(tmp_path / "ck")])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("error:") and f"{name}.pth" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "ck" / name / "G.safetensors").exists()
+    assert not sentinel.exists()

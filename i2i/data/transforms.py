@@ -27,8 +27,9 @@ def round_to_multiple(size: int, multiple: int) -> int:
     return max(multiple, int(round(size / multiple)) * multiple)
 
 
-class PairedTransform:
-    """Apply the same random geometry to two HxWxC uint8 images and return [-1, 1] tensors.
+class Augment:
+    """Apply one random geometry to an image, or to an input and its target together, and return
+    [-1, 1] tensors.
 
     ``preprocess`` is one of the reference's options:
     ``resize_and_crop`` (resize to load_size x load_size, random crop_size crop), ``crop``,
@@ -54,15 +55,17 @@ class PairedTransform:
         out = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
         return out[:, :, None] if out.ndim == 2 else out
 
-    def __call__(self, a: np.ndarray, b: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, a: np.ndarray, b: np.ndarray | None = None, seed: int = 0):
+        """HxWxC uint8 image(s) -> tensor, or (tensor, tensor) when ``b`` is given (resized to ``a``'s size)."""
         h, w = a.shape[:2]
         if self.preprocess.startswith("scale_width"):
             h, w = max(int(self.load_size * h / w), self.crop_size), self.load_size
         if self.preprocess in ("scale_width", "none"):
             h, w = round_to_multiple(h, self.multiple), round_to_multiple(w, self.multiple)
-        a, b = self._resize(a, h, w), self._resize(b, h, w)
         self.pipeline.set_random_seed(seed)
-        out = self.pipeline(image=a, target=b)
+        if b is None:
+            return to_tensor(self.pipeline(image=self._resize(a, h, w))["image"])
+        out = self.pipeline(image=self._resize(a, h, w), target=self._resize(b, h, w))
         return to_tensor(out["image"]), to_tensor(out["target"])
 
 

@@ -9,6 +9,8 @@ from ..errors import UsageError
 # mode name -> "module:Class"; a new recipe is one new file plus one line here
 IMPLEMENTED = {
     "pix2pix": "pix2pix:Pix2Pix",
+    "cycle": "cycle:CycleGAN",
+    "dual": "dual:DualGAN",
 }
 
 

@@ -1,13 +1,18 @@
-"""What every recipe shares: the adversarial training step, written once.
+"""What every recipe shares: the adversarial training step, written once, and small builders.
 
-A step is: run the generators, update the discriminators on real vs. (detached) fake, then freeze
-the discriminators and update the generators. Recipes fill in three methods.
+A step runs the generators once, then updates the discriminators on real vs. (detached) fake
+``n_critic`` times and the generators once with the discriminators frozen. pix2pix updates D first,
+CycleGAN G first (as the reference does); a recipe says which with ``d_first``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
+from .. import nets
+from ..config import generator_multiple
+from ..data.transforms import Augment
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -25,16 +30,37 @@ def set_requires_grad(nets, flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+def generator_spec(cfg, in_channels: int, out_channels: int) -> dict:
+    """``nets.create`` arguments for a generator of this config (also stored with its weights)."""
+    return {"name": cfg.net_g, "in_channels": in_channels, "out_channels": out_channels,
+            "ngf": cfg.ngf, "norm": cfg.norm, "dropout": cfg.dropout}
+
+
+def build_generator(cfg, spec: dict, device) -> nn.Module:
+    return nets.create(**spec, init=cfg.init, init_gain=cfg.init_gain).to(device)
+
+
+def build_discriminator(cfg, in_channels: int, device) -> nn.Module:
+    return nets.create(cfg.net_d, in_channels=in_channels, ndf=cfg.ndf, n_layers=cfg.n_layers_d,
+                       norm=cfg.norm_d or cfg.norm, init=cfg.init, init_gain=cfg.init_gain).to(device)
+
+
+def augment(cfg) -> Augment:
+    return Augment(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, generator_multiple(cfg.net_g))
+
+
 class AdversarialMode:
     """Base class of GAN recipes.
 
     Subclasses set in ``__init__``:
-      ``nets`` (name -> module, all saved in checkpoints), ``optimizers`` (name -> optimizer; "G"
-      and "D" are used by the step), ``discriminators`` (modules frozen during the G step),
-      ``translators`` (direction -> generator name, what ``i2i translate`` may use) and ``specs``
-      (generator name -> ``nets.create`` arguments),
-    and implement ``forward``, ``d_loss`` and ``g_loss``.
+      ``nets`` (name -> module, all saved in checkpoints), ``optimizers`` ("G" and "D"),
+      ``discriminators`` (modules frozen during the G step), ``translators`` (direction -> generator
+      name, what ``i2i translate`` may use) and ``specs`` (generator name -> ``nets.create`` arguments),
+    and implement ``make_dataset``, ``forward``, ``d_loss``, ``g_loss`` and ``sample_rows``.
     """
+
+    d_first = True  # update D before G (pix2pix) or after (CycleGAN)
+    n_critic = 1  # D updates per G update
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
@@ -44,6 +70,10 @@ class AdversarialMode:
 
     def __init__(self, cfg, device):
         self.cfg, self.device = cfg, torch.device(device)
+
+    @staticmethod
+    def make_dataset(cfg) -> torch.utils.data.Dataset:
+        raise NotImplementedError
 
     def forward(self, batch: dict) -> dict:
         """Generator outputs for a batch (kept for both updates)."""
@@ -59,6 +89,16 @@ class AdversarialMode:
         """Images for the periodic sample grid: one row per example, e.g. input | output | target."""
         raise NotImplementedError
 
+    def after_d_step(self) -> None:
+        """Called after every discriminator update (DualGAN clips the critics' weights here)."""
+
+    def extra_state(self) -> dict:
+        """Training state beyond nets and optimizers (image pools), saved for resume."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
     def to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -66,23 +106,31 @@ class AdversarialMode:
         for net in self.nets.values():
             net.train(flag)
 
-    def train_step(self, batch: dict) -> tuple[dict, dict]:
-        """One D update then one G update; returns (losses as detached tensors, generator outputs)."""
-        batch = self.to_device(batch)
-        out = self.forward(batch)
-
+    def _update_d(self, batch, out) -> dict:
         set_requires_grad(self.discriminators, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d, parts_d = self.d_loss(batch, out)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        for _ in range(self.n_critic):
+            self.optimizers["D"].zero_grad(set_to_none=True)
+            loss, parts = self.d_loss(batch, out)
+            loss.backward()
+            self.optimizers["D"].step()
+            self.after_d_step()
+        return {"D": loss.detach(), **parts}
 
+    def _update_g(self, batch, out) -> dict:
         set_requires_grad(self.discriminators, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
-        loss_g, parts_g = self.g_loss(batch, out)
-        loss_g.backward()
+        loss, parts = self.g_loss(batch, out)
+        loss.backward()
         self.optimizers["G"].step()
         set_requires_grad(self.discriminators, True)
+        return {"G": loss.detach(), **parts}
 
-        losses = {"D": loss_d.detach(), **parts_d, "G": loss_g.detach(), **parts_g}
+    def train_step(self, batch: dict) -> tuple[dict, dict]:
+        """One training step; returns (losses as detached tensors, generator outputs)."""
+        batch = self.to_device(batch)
+        out = self.forward(batch)
+        if self.d_first:
+            losses = {**self._update_d(batch, out), **self._update_g(batch, out)}
+        else:
+            losses = {**self._update_g(batch, out), **self._update_d(batch, out)}
         return losses, {k: v.detach() for k, v in out.items()}

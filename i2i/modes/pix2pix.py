@@ -11,23 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import nets
-from ..config import generator_multiple
 from ..data.paired import PairedDataset
-from ..data.transforms import PairedTransform
 from ..losses import AdversarialLoss
-from .base import AdversarialMode, adam
+from .base import AdversarialMode, adam, augment, build_discriminator, build_generator, generator_spec
 
 
 class Pix2Pix(AdversarialMode):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
-        g_spec = {"name": cfg.net_g, "in_channels": cfg.input_nc, "out_channels": cfg.output_nc,
-                  "ngf": cfg.ngf, "norm": cfg.norm, "dropout": cfg.dropout}
-        self.G = nets.create(**g_spec, init=cfg.init, init_gain=cfg.init_gain).to(self.device)
-        self.D = nets.create(cfg.net_d, in_channels=cfg.input_nc + cfg.output_nc, ndf=cfg.ndf,
-                             n_layers=cfg.n_layers_d, norm=cfg.norm, init=cfg.init,
-                             init_gain=cfg.init_gain).to(self.device)
+        g_spec = generator_spec(cfg, cfg.input_nc, cfg.output_nc)
+        self.G = build_generator(cfg, g_spec, self.device)
+        self.D = build_discriminator(cfg, cfg.input_nc + cfg.output_nc, self.device)
         self.nets = {"G": self.G, "D": self.D}
         betas = (cfg.beta1, 0.999)
         self.optimizers = {
@@ -41,9 +35,7 @@ class Pix2Pix(AdversarialMode):
 
     @staticmethod
     def make_dataset(cfg) -> PairedDataset:
-        transform = PairedTransform(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip,
-                                    generator_multiple(cfg.net_g))
-        return PairedDataset(cfg.a, cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc, transform)
+        return PairedDataset(cfg.a, cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc, augment(cfg))
 
     def forward(self, batch):
         return {"fake_B": self.G(batch["A"])}
