@@ -23,7 +23,7 @@ from . import __version__
 from .errors import I2IError
 
 app = typer.Typer(
-    help="Image-to-image translation: train pix2pix on paired images, translate photos, prepare datasets.",
+    help="Image-to-image translation: train pix2pix (paired) or CycleGAN and DualGAN (unpaired), translate images, import reference generators, prepare datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -43,7 +43,7 @@ class TrainConfig:
     lambda_l1: float = 100.0  # pix2pix: weight of L1 to the target
     lambda_cycle: float = 10.0  # cycle/dual: weight of the reconstruction L1, each direction
     lambda_identity: float = 0.5  # cycle: identity L1, as a fraction of lambda_cycle
-    pool_size: int = 50  # cycle: image history for the discriminators
+    pool_size: int = 0  # cycle: image history for the discriminators (0: none)
     n_critic: int = 1  # discriminator updates per generator update
     clip: float = 0.01  # dual with --gan-loss wgan: critic weights are clipped to +-clip
     # optimisation
@@ -80,10 +80,6 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
 
 # What each mode changes from the dataclass defaults (which are pix2pix's: the paper's and reference's).
 MODE_DEFAULTS: dict[str, dict] = {
@@ -91,7 +87,7 @@ MODE_DEFAULTS: dict[str, dict] = {
     # the reference's CycleGAN options
     "cycle": dict(net_g="resnet_9blocks", norm="instance", dropout=False, gan_loss="lsgan", pool_size=50),
     # DualGAN (Yi et al. 2017): U-Nets whose dropout is the noise source, Wasserstein critics
-    "dual": dict(net_g="unet_256", norm="batch", dropout=True, gan_loss="wgangp", lambda_cycle=500.0, pool_size=0),
+    "dual": dict(net_g="unet_256", norm="batch", dropout=True, gan_loss="wgangp", lambda_cycle=500.0),
 }
 
 # Defaults that follow from the mode and the GAN loss together: DualGAN's two recipes.
@@ -121,6 +117,7 @@ def make_config(mode: str, **options) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     """Reject option values and combinations that cannot work, before any work is done."""
     from . import nets
+    from .losses import GAN_LOSSES
     from .nets.layers import INITS, NORMS
 
     def check(ok: bool, message: str):
@@ -144,8 +141,6 @@ def validate(cfg: TrainConfig) -> None:
               f"the identity loss needs as many input as output channels ({cfg.input_nc} vs {cfg.output_nc}); "
               "add --lambda-identity 0")
     check(cfg.init in INITS, f"--init must be one of {', '.join(INITS)}")
-    from .losses import GAN_LOSSES
-
     check(cfg.gan_loss in GAN_LOSSES, f"--gan-loss must be one of {', '.join(GAN_LOSSES)}")
     check(cfg.preprocess in PREPROCESS, f"--preprocess must be one of {', '.join(PREPROCESS)}")
     check(cfg.batch_size >= 1, "--batch-size must be at least 1")

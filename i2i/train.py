@@ -173,8 +173,9 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(cfg, mode.translators, mode.specs)
-    log.info("training %s on %s: %d images, %d steps per epoch, %d epochs, device %s",
-             cfg.mode, cfg.a, len(dataset), steps_per_epoch, total_epochs, device)
+    log.info("training %s on %s: %d examples, %d steps per epoch, %d epochs, device %s",
+             cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), steps_per_epoch,
+             total_epochs, device)
 
     def save():
         run.save_generators(mode)

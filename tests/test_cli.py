@@ -137,3 +137,19 @@ def test_resume_keeps_the_run_settings(aligned_dir, tmp_path):
     assert (cfg["epochs"], cfg["epochs_decay"], cfg["max_steps"], cfg["net_g"]) == (2, 1, 2, "unet_32")
     assert_one_line_error(invoke("train", *args, "--resume", "--net-g", "unet_64"), 2, "--net-g cannot change when resuming")
     assert_one_line_error(invoke("train", "--name", "nope", "--checkpoints-dir", ck, "--resume"), 2, "no run to resume")
+
+
+def test_cycle_through_the_cli_both_directions(unpaired_dirs, tmp_path):
+    a, b = unpaired_dirs
+    ck = tmp_path / "ck"
+    result = invoke("train", "--mode", "cycle", "--a", a, "--b", b, "--name", "c", "--checkpoints-dir", ck,
+                    "--net-g", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",
+                    "--workers", "0", "--max-steps", "2")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (ck / "c").glob("*.safetensors")} == {"G_A.safetensors", "G_B.safetensors"}
+    for direction in ("AtoB", "BtoA"):
+        result = invoke("translate", a, "--model", ck / "c", "--direction", direction, "--out", tmp_path / direction)
+        assert result.exit_code == 0, result.output
+        assert f"({'resnet_6blocks'}, {direction})" in " ".join(result.output.split())
+    assert Image.open(tmp_path / "AtoB" / "a4.png").tobytes() != Image.open(tmp_path / "BtoA" / "a4.png").tobytes()
+    assert_one_line_error(invoke("translate", a, "--model", ck / "c", "--direction", "sideways"), 2, "--direction must be")

@@ -23,7 +23,7 @@ class Pix2Pix(AdversarialMode):
         self.G = build_generator(cfg, g_spec, self.device)
         self.D = build_discriminator(cfg, cfg.input_nc + cfg.output_nc, self.device)
         self.nets = {"G": self.G, "D": self.D}
-        betas = (cfg.beta1, 0.999)
+        betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
             "G": adam(self.G.parameters(), cfg.lr, betas),
             "D": adam(self.D.parameters(), cfg.lr, betas),
