@@ -27,10 +27,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",  # help texts say "[default: ...]" literally (rich markup would eat it)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 prepare_app = typer.Typer(help="Lay out datasets: combine A/ and B/ into A|B images, split them, make train/test splits.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(prepare_app, name="prepare")
 
 console = Console()
@@ -111,7 +112,7 @@ class TrainProgress:
 @app.command()
 @cli_errors
 def train(
-    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN), unpaired. [default: pix2pix]"),
+    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN) (unpaired), gan (DCGAN, one folder). [default: pix2pix]"),
     a: Optional[Path] = typer.Option(None, "--a", help="pix2pix: a folder of A|B images, or of A/ and B/ folders. cycle, dual: the domain A folder."),
     b: Optional[Path] = typer.Option(None, "--b", help="cycle, dual: the domain B folder. pix2pix: the B folder when A and B are separate."),
     name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
@@ -126,7 +127,7 @@ def train(
     norm_d: Optional[str] = typer.Option(None, help="Discriminator norm, when it differs from --norm."),
     init: Optional[str] = typer.Option(None, help="Weight init: normal, xavier, kaiming, orthogonal. [default: normal]"),
     dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Dropout in the generator. [default: on]"),
-    gan_loss: Optional[str] = typer.Option(None, help="vanilla, lsgan, wgan, wgangp or hinge. [default: vanilla; cycle: lsgan; dual: wgangp]"),
+    gan_loss: Optional[str] = typer.Option(None, help="vanilla, minimax, lsgan, wgan, wgangp or hinge. [default: vanilla; cycle: lsgan; dual: wgangp]"),
     lambda_l1: Optional[float] = typer.Option(None, help="pix2pix: weight of the L1 term. [default: 100]"),
     lambda_cycle: Optional[float] = typer.Option(None, help="cycle, dual: weight of the round-trip L1, each way. [default: cycle 10, dual 500]"),
     lambda_identity: Optional[float] = typer.Option(None, help="cycle: identity L1 weight, times --lambda-cycle. [default: 0.5]"),
@@ -143,6 +144,9 @@ def train(
     preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none."),
     no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
     serial_batches: bool = typer.Option(False, "--serial-batches", help="cycle, dual: take B images in order, not at random."),
+    image_size: Optional[int] = typer.Option(None, help="gan: image size, 32, 64 or 128. [default: 64]"),
+    z_dim: Optional[int] = typer.Option(None, help="gan: latent size. [default: 100]"),
+    conditional: bool = typer.Option(False, "--conditional", help="gan: class labels from the subfolder names of --a."),
     input_nc: Optional[int] = typer.Option(None, help="Input channels, 1 or 3. [default: 3]"),
     output_nc: Optional[int] = typer.Option(None, help="Output channels, 1 or 3. [default: 3]"),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed repeats a run. [default: random, recorded]"),
@@ -162,7 +166,8 @@ def train(
         a=None if a is None else str(a), b=None if b is None else str(b), direction=direction, net_g=net_g,
         net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm, norm_d=norm_d, init=init, dropout=dropout,
         gan_loss=gan_loss, lambda_l1=lambda_l1, lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
-        pool_size=pool_size, n_critic=n_critic, clip=clip, serial_batches=True if serial_batches else None, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
+        pool_size=pool_size, n_critic=n_critic, clip=clip, serial_batches=True if serial_batches else None,
+        image_size=image_size, z_dim=z_dim, conditional=True if conditional else None, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
         save_every=save_every, sample_every=sample_every, workers=workers,
@@ -224,6 +229,51 @@ def translate(
         err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
     if summary.failed:
         raise I2IError(f"{len(summary.failed)} image(s) could not be translated (listed above)")
+
+
+@app.command()
+@cli_errors
+def sample(
+    run: Path = typer.Argument(..., help="A GAN run folder."),
+    n: int = typer.Option(64, help="How many images."),
+    out: Path = typer.Option(Path("samples.png"), help="The grid image to write."),
+    seed: int = typer.Option(0, help="The same seed gives the same images."),
+    label: Optional[str] = typer.Option(None, help="Class name, for conditional runs [default: the classes in turn]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+):
+    """Write a grid of images generated by a GAN run."""
+    from .data.images import save_image
+    from .generate import sample as make_samples
+
+    _refuse_existing(out, overwrite)
+    save_image(make_samples(run, n, seed, label), out)
+    console.print(f"{n} samples written to [bold]{out}[/]", highlight=False)
+
+
+@app.command()
+@cli_errors
+def interpolate(
+    run: Path = typer.Argument(..., help="A GAN run folder."),
+    steps: int = typer.Option(8, help="Images along the way, ends included."),
+    seeds: tuple[int, int] = typer.Option((0, 1), help="The two seeds whose latent vectors are the ends."),
+    out: Path = typer.Option(Path("interpolation.png"), help="The image to write."),
+    label: Optional[str] = typer.Option(None, help="Class name, for conditional runs."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+):
+    """Walk the latent space between two seeds and write the images as one row."""
+    from .data.images import save_image
+    from .generate import interpolate as make_row
+
+    _refuse_existing(out, overwrite)
+    save_image(make_row(run, steps, seeds, label), out)
+    console.print(f"interpolation written to [bold]{out}[/]", highlight=False)
+
+
+def _refuse_existing(out: Path, overwrite: bool):
+    from .errors import UsageError
+
+    if out.exists() and not overwrite:
+        raise UsageError(f"--out {out} exists; choose another name or add --overwrite")
 
 
 @app.command("import")

@@ -38,6 +38,10 @@ class TrainConfig:
     dropout: bool = True
     input_nc: int = 3
     output_nc: int = 3
+    z_dim: int = 100  # gan: latent size
+    image_size: int = 64  # gan: 32, 64 or 128
+    conditional: bool = False  # gan: class labels from subfolder names
+    classes: list[str] | None = None  # the class names found in the data (conditional runs)
     # losses
     gan_loss: str = "vanilla"
     lambda_l1: float = 100.0  # pix2pix: weight of L1 to the target
@@ -88,6 +92,9 @@ MODE_DEFAULTS: dict[str, dict] = {
     "cycle": dict(net_g="resnet_9blocks", norm="instance", dropout=False, gan_loss="lsgan", pool_size=50),
     # DualGAN (Yi et al. 2017): U-Nets whose dropout is the noise source, Wasserstein critics
     "dual": dict(net_g="unet_256", norm="batch", dropout=True, gan_loss="wgangp", lambda_cycle=500.0),
+    # DCGAN (Radford et al. 2016): its batch size of 128 halved for CPUs, 25 epochs at a constant rate
+    "gan": dict(net_g="dcgan_generator", net_d="dcgan_discriminator", norm="batch", dropout=False,
+                batch_size=64, epochs=25, epochs_decay=0),
 }
 
 # Defaults that follow from the mode and the GAN loss together: DualGAN's two recipes.
@@ -98,7 +105,12 @@ LOSS_PRESETS: dict[tuple[str, str], dict] = {
     # critic would couple the samples whose gradients the penalty constrains, so the critics use
     # instance norm
     ("dual", "wgangp"): dict(optimizer="adam", lr=1e-4, beta1=0.5, beta2=0.9, n_critic=5, norm_d="instance"),
+    # WGAN-GP's own settings for image GANs, with a critic free of batch norm
+    ("gan", "wgangp"): dict(lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5, norm_d="none"),
 }
+
+# the registry kinds of (generator, discriminator) that each mode builds
+NET_KINDS = {"gan": ("latent_generator", "image_critic")}
 
 
 def make_config(mode: str, **options) -> TrainConfig:
@@ -125,8 +137,9 @@ def validate(cfg: TrainConfig) -> None:
             raise UsageError(message)
 
     check(cfg.direction in ("AtoB", "BtoA"), f"--direction must be AtoB or BtoA, not {cfg.direction!r}")
-    check(cfg.net_g in nets.names("generator"), f"--net-g {cfg.net_g!r} is unknown; choose from {', '.join(nets.names('generator'))}")
-    check(cfg.net_d in nets.names("discriminator"), f"--net-d {cfg.net_d!r} is unknown; choose from {', '.join(nets.names('discriminator'))}")
+    kind_g, kind_d = NET_KINDS.get(cfg.mode, ("generator", "discriminator"))
+    check(cfg.net_g in nets.names(kind_g), f"--net-g {cfg.net_g!r} does not suit --mode {cfg.mode}; choose from {', '.join(nets.names(kind_g))}")
+    check(cfg.net_d in nets.names(kind_d), f"--net-d {cfg.net_d!r} does not suit --mode {cfg.mode}; choose from {', '.join(nets.names(kind_d))}")
     check(cfg.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}")
     check(cfg.norm_d in (None, *NORMS), f"--norm-d must be one of {', '.join(NORMS)}")
     check(cfg.optimizer in ("adam", "rmsprop"), "optimizer must be adam or rmsprop")
@@ -154,7 +167,12 @@ def validate(cfg: TrainConfig) -> None:
           "--name must be a plain folder name such as facades_label2photo")
     if cfg.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         check(cfg.crop_size <= cfg.load_size, f"--crop-size {cfg.crop_size} is larger than --load-size {cfg.load_size}")
-    if "crop" in cfg.preprocess:
+    if cfg.mode == "gan":
+        from .nets.dcgan import IMAGE_SIZES
+
+        check(cfg.image_size in IMAGE_SIZES, f"--image-size must be one of {', '.join(map(str, IMAGE_SIZES))}")
+        check(cfg.z_dim >= 1, "--z-dim must be at least 1")
+    elif "crop" in cfg.preprocess:
         multiple = generator_multiple(cfg.net_g)
         check(cfg.crop_size % multiple == 0,
               f"--crop-size {cfg.crop_size} does not suit --net-g {cfg.net_g}, which needs a multiple of {multiple}")

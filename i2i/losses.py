@@ -4,6 +4,8 @@ A discriminator here outputs raw scores (logits, or critic values); each loss re
 
 - ``vanilla``: binary cross-entropy on logits (Goodfellow et al. 2014). The generator uses the
   non-saturating form, maximising log D(G(z)), which gives useful gradients early in training.
+- ``minimax``: the same discriminator, and the generator minimising log(1 - D(G(z))) as in the
+  original minimax objective; it saturates when D wins, and is here for study.
 - ``lsgan``: least squares towards 1 (real) and 0 (fake) (Mao et al. 2017).
 - ``wgan``: Wasserstein critic, mean D(fake) - mean D(real); the critic's Lipschitz bound comes from
   weight clipping done by the mode (Arjovsky et al. 2017).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("vanilla", "lsgan", "wgan", "wgangp", "hinge")
+GAN_LOSSES = ("vanilla", "minimax", "lsgan", "wgan", "wgangp", "hinge")
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
@@ -42,7 +44,7 @@ class AdversarialLoss:
         self.gp_weight = gp_weight
 
     def real_fake_terms(self, real_scores: torch.Tensor, fake_scores: torch.Tensor):
-        if self.kind == "vanilla":
+        if self.kind in ("vanilla", "minimax"):
             return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores)),
                     F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
         if self.kind == "lsgan":
@@ -66,6 +68,8 @@ class AdversarialLoss:
     def g(self, critic, fake: torch.Tensor) -> torch.Tensor:
         """Generator loss: make the critic score ``fake`` as real."""
         scores = critic(fake)
+        if self.kind == "minimax":  # log(1 - sigmoid(s)) = -softplus(s)
+            return -F.softplus(scores).mean()
         if self.kind == "vanilla":
             return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores))
         if self.kind == "lsgan":

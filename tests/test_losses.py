@@ -32,10 +32,13 @@ def log_sigmoid(x):  # log D on logits, written out
 
 def textbook(kind, real, fake):
     """(D loss without penalty, D real term, D fake term, G loss) for hand-made scores."""
-    if kind == "vanilla":
+    if kind in ("vanilla", "minimax"):
         d_real = -log_sigmoid(real).mean()  # -log D(x)
         d_fake = -torch.log(1 - torch.exp(log_sigmoid(fake))).mean()  # -log(1 - D(G(z)))
-        g = -log_sigmoid(fake).mean()  # non-saturating: softplus(-D(G(z)))
+        if kind == "vanilla":
+            g = -log_sigmoid(fake).mean()  # non-saturating: -log D(G(z))
+        else:
+            g = torch.log(1 - torch.exp(log_sigmoid(fake))).mean()  # the original: log(1 - D(G(z)))
     elif kind == "lsgan":
         d_real = ((real.double() - 1) ** 2).mean()
         d_fake = (fake.double() ** 2).mean()
@@ -58,7 +61,7 @@ def close(a, b, tol=1e-5):
 
 
 def test_all_kinds_covered():
-    assert set(GAN_LOSSES) == {"vanilla", "lsgan", "wgan", "wgangp", "hinge"}
+    assert set(GAN_LOSSES) == {"vanilla", "minimax", "lsgan", "wgan", "wgangp", "hinge"}
 
 
 @pytest.mark.parametrize("kind", GAN_LOSSES)
@@ -195,3 +198,13 @@ def test_generator_loss_reaches_generator(kind):
     g_param = torch.randn(2, 3, 8, 8, requires_grad=True)
     AdversarialLoss(kind).g(critic, torch.tanh(g_param)).backward()
     assert g_param.grad is not None and g_param.grad.abs().sum() > 0
+
+
+def test_minimax_generator_saturates_where_vanilla_does_not():
+    """When D confidently rejects the fakes, log(1 - D(G(z))) has almost no gradient."""
+    scores = torch.full((4,), -8.0, requires_grad=True)
+    AdversarialLoss("minimax").g(identity, scores).backward()
+    saturating = scores.grad.abs().max().item()
+    scores.grad = None
+    AdversarialLoss("vanilla").g(identity, scores).backward()
+    assert saturating < 1e-3 < scores.grad.abs().max().item()

@@ -86,11 +86,39 @@ def test_instance_norm_has_no_parameters_or_buffers():
 
 # --- every registered network runs ------------------------------------------------------------
 
-def test_registry_lists_both_kinds():
+def test_registry_lists_every_kind():
     gens, discs = nets.names("generator"), nets.names("discriminator")
+    latent, critics = nets.names("latent_generator"), nets.names("image_critic")
     assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"} <= set(gens)
     assert {"basic", "n_layers", "pixel"} <= set(discs)
-    assert sorted(gens + discs) == nets.names()
+    assert latent == ["dcgan_generator"] and critics == ["dcgan_discriminator"]
+    assert sorted(gens + discs + latent + critics) == nets.names()
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("n_classes", [0, 3])
+def test_dcgan_shapes_and_labels(size, n_classes):
+    torch.manual_seed(0)
+    G = nets.create("dcgan_generator", z_dim=8, image_size=size, ngf=4, n_classes=n_classes).eval()
+    D = nets.create("dcgan_discriminator", image_size=size, ndf=4, n_classes=n_classes).eval()
+    labels = torch.tensor([0, 2]) if n_classes else None
+    x = G(torch.randn(2, 8), labels)
+    assert x.shape == (2, 3, size, size) and x.abs().max() <= 1
+    assert D(x, labels).shape == (2, 1)
+    if n_classes:  # the label changes what both nets compute
+        z = torch.randn(1, 8)
+        assert not torch.allclose(G(z, torch.tensor([0])), G(z, torch.tensor([1])))
+        assert not torch.allclose(D(x[:1], torch.tensor([0])), D(x[:1], torch.tensor([1])))
+
+
+def test_dcgan_layout_follows_the_paper():
+    G = nets.create("dcgan_generator", init=None)
+    D = nets.create("dcgan_discriminator", init=None)
+    assert sum(p.numel() for p in G.parameters()) == 3_576_704  # the DCGAN paper's 64x64 generator, z = 100
+    assert isinstance(G.model[-1], nn.Tanh) and isinstance(D.model[1], nn.LeakyReLU)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.model[:2])  # no norm on D's first layer
+    with pytest.raises(ValueError, match="image size 48"):
+        nets.create("dcgan_generator", image_size=48)
 
 
 @pytest.mark.parametrize("name", nets.names("generator"))

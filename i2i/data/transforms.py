@@ -90,3 +90,18 @@ class EpochSampler(torch.utils.data.Sampler):
         seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=g)
         for i in range(self.start, self.n):
             yield int(order[i]), int(seeds[i])
+
+
+class SquareAugment:
+    """Resize the shorter side to ``size``, take the centre square, maybe flip: the usual input of
+    models that learn a distribution of whole images."""
+
+    def __init__(self, size: int, flip: bool):
+        steps = [A.SmallestMaxSize(max_size=size, interpolation=cv2.INTER_AREA), A.CenterCrop(size, size)]
+        if flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+        self.pipeline = A.Compose(steps)
+
+    def __call__(self, image: np.ndarray, seed: int = 0) -> torch.Tensor:
+        self.pipeline.set_random_seed(seed)
+        return to_tensor(self.pipeline(image=image)["image"])

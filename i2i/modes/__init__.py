@@ -11,6 +11,7 @@ IMPLEMENTED = {
     "pix2pix": "pix2pix:Pix2Pix",
     "cycle": "cycle:CycleGAN",
     "dual": "dual:DualGAN",
+    "gan": "gan:GAN",
 }
 
 

@@ -1,0 +1,61 @@
+"""One folder of images, for the modes that learn a distribution (GAN, VAE).
+
+Images are read recursively. With ``conditional=True`` each image's class is the name of its
+first-level subfolder (``faces/smiling/1.jpg`` is class "smiling"); class indices follow the sorted
+names and are recorded in the run's config, so ``--label NAME`` means the same thing later.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..errors import ImageError, UsageError
+from .images import image_to_array, load_image
+from .unpaired import readable_images
+
+log = logging.getLogger(__name__)
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Items are dicts ``{"A": image tensor, "label": class index (0 without classes), "path": str}``."""
+
+    def __init__(self, root, channels=3, transform=None, conditional=False):
+        self.root = Path(root)
+        self.files = readable_images(root, "--a")
+        self.channels, self.transform = channels, transform
+        self.classes: list[str] = []
+        self.labels = [0] * len(self.files)
+        if conditional:
+            parts = [f.relative_to(self.root).parts for f in self.files]
+            loose = [f for f, p in zip(self.files, parts) if len(p) == 1]
+            if loose:
+                raise UsageError(f"{loose[0]}: with --conditional every image must sit in a class subfolder "
+                                 f"of {self.root} (such as {self.root}/cats/)")
+            self.classes = sorted({p[0] for p in parts})
+            if len(self.classes) < 2:
+                raise UsageError(f"{self.root}: --conditional needs at least two class subfolders, found "
+                                 f"{len(self.classes)}")
+            index = {c: i for i, c in enumerate(self.classes)}
+            self.labels = [index[p[0]] for p in parts]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        for _ in range(10):  # a file that went bad since the scan: log it and use the next one
+            try:
+                image = image_to_array(load_image(self.files[index], self.channels))
+                break
+            except ImageError as e:
+                log.warning("skipping %s", e)
+                index = (index + 1) % len(self.files)
+        else:
+            raise ImageError(f"{self.root}: ten images in a row cannot be read")
+        from .transforms import to_tensor
+
+        x = self.transform(image, seed=seed) if self.transform else to_tensor(image)
+        return {"A": x, "label": self.labels[index], "path": str(self.files[index])}

@@ -1,0 +1,68 @@
+"""GAN (Goodfellow et al. 2014) with DCGAN networks (Radford et al. 2016), optionally conditional
+(cGAN, Mirza and Osindero 2014): learn to make images like those in one folder from noise.
+
+The same adversarial step and losses as the translation modes: D on real vs. generated images, then
+G with D frozen. ``--gan-loss`` picks the objective: vanilla (non-saturating G, the default),
+minimax (the original saturating G), lsgan, wgangp (with its own optimiser settings and 5 critic
+steps), hinge. ``i2i sample`` and ``i2i interpolate`` use the trained generator.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import nets
+from ..data.folder import ImageFolder
+from ..data.transforms import SquareAugment
+from ..errors import UsageError
+from ..losses import AdversarialLoss
+from .base import AdversarialMode, adam
+
+
+def generator_spec(cfg) -> dict:
+    return {"name": cfg.net_g, "z_dim": cfg.z_dim, "out_channels": cfg.output_nc, "image_size": cfg.image_size,
+            "ngf": cfg.ngf, "n_classes": len(cfg.classes or []), "norm": cfg.norm}
+
+
+class GAN(AdversarialMode):
+    def __init__(self, cfg, device):
+        super().__init__(cfg, device)
+        self.n_critic = cfg.n_critic
+        n_classes = len(cfg.classes or [])
+        self.specs = {"G": generator_spec(cfg)}
+        self.G = nets.create(**self.specs["G"], init=cfg.init, init_gain=cfg.init_gain).to(self.device)
+        self.D = nets.create(cfg.net_d, in_channels=cfg.output_nc, image_size=cfg.image_size, ndf=cfg.ndf,
+                             n_classes=n_classes, norm=cfg.norm_d or cfg.norm, init=cfg.init,
+                             init_gain=cfg.init_gain).to(self.device)
+        self.nets = {"G": self.G, "D": self.D}
+        betas = (cfg.beta1, cfg.beta2)
+        self.optimizers = {"G": adam(self.G.parameters(), cfg.lr, betas), "D": adam(self.D.parameters(), cfg.lr, betas)}
+        self.discriminators = [self.D]
+        self.translators = {}  # makes images from noise: nothing to translate
+        self.adversarial = AdversarialLoss(cfg.gan_loss)
+
+    @staticmethod
+    def make_dataset(cfg) -> ImageFolder:
+        data = ImageFolder(cfg.a, cfg.output_nc, SquareAugment(cfg.image_size, cfg.flip), cfg.conditional)
+        if cfg.classes is not None and cfg.classes != data.classes:  # a resumed run on changed folders
+            raise UsageError(f"{cfg.a}: the class folders changed since the run started "
+                             f"({', '.join(cfg.classes)} then, {', '.join(data.classes)} now)")
+        cfg.classes = data.classes or None
+        return data
+
+    def _critic(self, labels):
+        return lambda x: self.D(x, labels)
+
+    def forward(self, batch):
+        z = torch.randn(len(batch["A"]), self.cfg.z_dim, device=self.device)
+        return {"fake": self.G(z, batch["label"])}
+
+    def d_loss(self, batch, out):
+        return self.adversarial.d(self._critic(batch["label"]), batch["A"], out["fake"])
+
+    def g_loss(self, batch, out):
+        loss = self.adversarial.g(self._critic(batch["label"]), out["fake"])
+        return loss, {}
+
+    def sample_rows(self, batch, out):
+        return [[batch["A"][i], out["fake"][i]] for i in range(len(batch["A"]))]
