@@ -7,16 +7,13 @@ names and are recorded in the run's config, so ``--label NAME`` means the same t
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 
-from ..errors import ImageError, UsageError
-from .images import image_to_array, load_image
+from ..errors import UsageError
+from .images import image_to_array, load_image, read_with_fallback
 from .unpaired import readable_images
-
-log = logging.getLogger(__name__)
 
 
 class ImageFolder(torch.utils.data.Dataset):
@@ -46,15 +43,8 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        for _ in range(10):  # a file that went bad since the scan: log it and use the next one
-            try:
-                image = image_to_array(load_image(self.files[index], self.channels))
-                break
-            except ImageError as e:
-                log.warning("skipping %s", e)
-                index = (index + 1) % len(self.files)
-        else:
-            raise ImageError(f"{self.root}: ten images in a row cannot be read")
+        image, index = read_with_fallback(lambda i: image_to_array(load_image(self.files[i], self.channels)),
+                                          index, len(self.files), self.root)
         from .transforms import to_tensor
 
         x = self.transform(image, seed=seed) if self.transform else to_tensor(image)

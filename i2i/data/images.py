@@ -7,13 +7,18 @@ then rename) and picks the format from the file extension, so JPEG in gives JPEG
 from __future__ import annotations
 
 import os
+import logging
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 from ..io import atomic_write
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -83,3 +88,15 @@ def save_image(img: Image.Image, path: str | Path, quality: int = 95) -> Path:
         img = img.convert("RGB")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+def read_with_fallback(read: Callable[[int], T], index: int, count: int, where) -> tuple[T, int]:
+    """``read(index)``; if the file has gone bad since the dataset was scanned, log it and read the
+    next item instead (up to ten), so one broken file never stops a training run."""
+    for _ in range(10):
+        try:
+            return read(index), index
+        except ImageError as e:
+            log.warning("skipping %s", e)
+            index = (index + 1) % count
+    raise ImageError(f"{where}: ten images in a row cannot be read")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ImageError, UsageError
-from .images import image_to_array, list_images, load_image, to_mode
+from ..errors import UsageError
+from .images import image_to_array, list_images, load_image, read_with_fallback, to_mode
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +121,7 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        for attempt in range(10):  # a file that went bad since the scan: log it and use the next one
-            try:
-                a, b = self.load_pair(index)
-                break
-            except ImageError as e:
-                log.warning("skipping %s", e)
-                index = (index + 1) % len(self.items)
-        else:
-            raise ImageError(f"{self.items[index][0].parent}: ten images in a row cannot be read")
+        (a, b), index = read_with_fallback(self.load_pair, index, len(self.items), self.items[index][0].parent)
         a, b = image_to_array(a), image_to_array(b)
         if self.transform is not None:
             ta, tb = self.transform(a, b, seed)

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..errors import ImageError, UsageError
-from .images import image_to_array, list_images, load_image
+from ..errors import UsageError
+from .images import image_to_array, list_images, load_image, read_with_fallback
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
         return max(len(self.files_a), len(self.files_b))
 
     def _load(self, files: list[Path], index: int, channels: int):
-        for _ in range(10):  # a file that went bad since the scan: log it and use the next one
-            try:
-                return image_to_array(load_image(files[index], channels)), files[index]
-            except ImageError as e:
-                log.warning("skipping %s", e)
-                index = (index + 1) % len(files)
-        raise ImageError(f"{files[index].parent}: ten images in a row cannot be read")
+        image, index = read_with_fallback(lambda i: image_to_array(load_image(files[i], channels)), index,
+                                          len(files), files[index].parent)
+        return image, files[index]
 
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, 0)
