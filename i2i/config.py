@@ -40,7 +40,7 @@ class TrainConfig:
     output_nc: int = 3
     z_dim: int = 100  # gan: latent size
     image_size: int = 64  # gan: 32, 64 or 128
-    conditional: bool = False  # gan: class labels from subfolder names
+    conditional: bool = False  # gan, vae: class labels from subfolder names
     classes: list[str] | None = None  # the class names found in the data (conditional runs)
     # losses
     gan_loss: str = "vanilla"
@@ -49,6 +49,11 @@ class TrainConfig:
     lambda_identity: float = 0.5  # cycle: identity L1, as a fraction of lambda_cycle
     pool_size: int = 0  # cycle: image history for the discriminators (0: none)
     n_critic: int = 1  # discriminator updates per generator update
+    beta: float = 1.0  # vae: weight of the KL term (1: the VAE; other values: the beta-VAE)
+    likelihood: str = "gaussian"  # vae: gaussian or bernoulli (binary images)
+    sigma: float = 0.1  # vae: the Gaussian's standard deviation, on pixel values in [0, 1]
+    learn_sigma: bool = False  # vae: learn sigma (one per channel) instead
+    holdout: float = 0.1  # vae: fraction of the images kept out of training to measure bits per dim
     clip: float = 0.01  # dual with --gan-loss wgan: critic weights are clipped to +-clip
     # optimisation
     epochs: int = 100
@@ -95,6 +100,9 @@ MODE_DEFAULTS: dict[str, dict] = {
     # DCGAN (Radford et al. 2016): its batch size of 128 halved for CPUs, 25 epochs at a constant rate
     "gan": dict(net_g="dcgan_generator", net_d="dcgan_discriminator", norm="batch", dropout=False,
                 batch_size=64, epochs=25, epochs_decay=0),
+    # a convolutional VAE at DCGAN's sizes; Adam 1e-3, the usual rate for VAEs
+    "vae": dict(net_g="conv_vae", net_d="dcgan_discriminator", norm="batch", dropout=False, z_dim=128, ngf=32, batch_size=64, epochs=25,
+                epochs_decay=0, lr=1e-3, beta1=0.9, beta2=0.999),
 }
 
 # Defaults that follow from the mode and the GAN loss together: DualGAN's two recipes.
@@ -110,7 +118,7 @@ LOSS_PRESETS: dict[tuple[str, str], dict] = {
 }
 
 # the registry kinds of (generator, discriminator) that each mode builds
-NET_KINDS = {"gan": ("latent_generator", "image_critic")}
+NET_KINDS = {"gan": ("latent_generator", "image_critic"), "vae": ("vae", "image_critic")}
 
 
 def make_config(mode: str, **options) -> TrainConfig:
@@ -167,7 +175,10 @@ def validate(cfg: TrainConfig) -> None:
           "--name must be a plain folder name such as facades_label2photo")
     if cfg.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         check(cfg.crop_size <= cfg.load_size, f"--crop-size {cfg.crop_size} is larger than --load-size {cfg.load_size}")
-    if cfg.mode == "gan":
+    check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
+    check(cfg.sigma > 0 and cfg.beta >= 0, "--sigma must be positive and --beta at least 0")
+    check(0 <= cfg.holdout < 1, "--holdout must be at least 0 and below 1")
+    if cfg.mode in ("gan", "vae"):
         from .nets.dcgan import IMAGE_SIZES
 
         check(cfg.image_size in IMAGE_SIZES, f"--image-size must be one of {', '.join(map(str, IMAGE_SIZES))}")

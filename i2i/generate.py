@@ -1,6 +1,7 @@
-"""Images from a generative run: sample grids and latent interpolations (GAN runs, for now).
+"""Images from a generative run: sample grids, latent interpolations, and VAE reconstructions.
 
-A run's config.json names its generator and, for conditional runs, the class names in label order.
+A run's config.json names its generator (the DCGAN generator, or the VAE whose decoder generates)
+and, for conditional runs, the class names in label order.
 """
 
 from __future__ import annotations
@@ -34,9 +35,23 @@ class LatentGenerator:
             raise UsageError(f"--label {label!r} is not a class of {self.source}; choose from {', '.join(self.classes)}")
         return torch.full((n,), self.classes.index(label))
 
+    @property
+    def is_vae(self) -> bool:
+        return hasattr(self.net, "encode")
+
     @torch.inference_mode()
     def __call__(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Images in [-1, 1] for latent vectors (a VAE shows its decoder's mean)."""
+        if self.is_vae:
+            return torch.sigmoid(self.net.decode(z, labels)) * 2 - 1
         return self.net(z, labels)
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The mean of q(z|x) (VAE runs only)."""
+        if not self.is_vae:
+            raise UsageError(f"{self.source} is a GAN run, which has no encoder; images can be encoded by vae runs")
+        return self.net.encode(x, labels)[0]
 
 
 def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
@@ -44,13 +59,22 @@ def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
 
     run = Run(run_dir)
     doc = run.read_config()
-    if doc.get("mode") != "gan":
+    if doc.get("mode") not in ("gan", "vae"):
         raise UsageError(f"{run.path} is a {doc.get('mode')} run, which translates images; use i2i translate")
     g = doc["generators"]["G"]
     state_dict, _ = load_weights(run.path / g["file"])
     net = nets.create(**g["spec"], init=None)
     net.load_state_dict(state_dict, strict=True)
     return LatentGenerator(net.eval(), g["spec"]["z_dim"], doc.get("classes") or [], str(run.path))
+
+
+def load_square(gen: LatentGenerator, path) -> torch.Tensor:
+    """An image file as the 1xCxSxS tensor the run was trained on (shorter side resized, centre crop)."""
+    from .data.images import image_to_array, load_image
+    from .data.transforms import SquareAugment
+
+    channels = gen.net.encoder[0].in_channels - gen.net.n_classes
+    return SquareAugment(gen.net.image_size, flip=False)(image_to_array(load_image(path, channels)))[None]
 
 
 def grid(images: torch.Tensor, nrow: int):
@@ -70,12 +94,41 @@ def sample(run_dir, n: int = 64, seed: int = 0, label: str | None = None):
     return grid(gen(z, gen.label_ids(n, label)), nrow=math.ceil(math.sqrt(n)))
 
 
-def interpolate(run_dir, steps: int = 8, seeds: tuple[int, int] = (0, 1), label: str | None = None):
-    """A row of ``steps`` images along the straight line between the latent vectors of two seeds."""
+def interpolate(run_dir, steps: int = 8, seeds: tuple[int, int] = (0, 1), label: str | None = None,
+                images: tuple | None = None):
+    """A row of ``steps`` images along the straight line between two latent vectors: those of two
+    seeds, or (VAE runs) the encodings of two ``images``."""
     if steps < 2:
         raise UsageError("--steps must be at least 2")
     gen = load_latent_generator(run_dir)
-    ends = [torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    if images:
+        ends = [gen.encode(load_square(gen, p), gen.label_ids(1, label)) for p in images]
+    else:
+        ends = [torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
     t = torch.linspace(0, 1, steps)[:, None]
     z = (1 - t) * ends[0] + t * ends[1]
     return grid(gen(z, gen.label_ids(steps, label)), nrow=steps)
+
+
+def reconstruct(run_dir, inputs: list[str], out: str | Path, label: str | None = None,
+                overwrite: bool = False) -> int:
+    """Write input | reconstruction pairs (VAE runs) into ``out``, one PNG per input; returns how many."""
+    from .data.images import save_image
+    from .translate import collect_inputs
+
+    gen = load_latent_generator(run_dir)
+    if not gen.is_vae:
+        raise UsageError(f"{gen.source} is a GAN run, which has no encoder; i2i reconstruct takes vae runs")
+    pairs, _ = collect_inputs(inputs)
+    out = Path(out)
+    written = 0
+    for src, rel in pairs:
+        dst = (out / rel).with_suffix(".png")
+        if dst.exists() and not overwrite:
+            continue
+        x = load_square(gen, src)
+        labels = gen.label_ids(1, label)
+        recon = gen(gen.encode(x, labels), labels)
+        save_image(grid(torch.cat([x, recon]), nrow=2), dst)
+        written += 1
+    return written

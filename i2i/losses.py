@@ -15,6 +15,8 @@ A discriminator here outputs raw scores (logits, or critic values); each loss re
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -75,3 +77,22 @@ class AdversarialLoss:
         if self.kind == "lsgan":
             return F.mse_loss(scores, torch.ones_like(scores))
         return -scores.mean()
+
+
+# --- variational ----------------------------------------------------------------------------------
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per example, summed over latent dimensions (nats)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """-log N(x; mean, sigma^2) per example, summed over dimensions (nats); ``log_sigma`` broadcasts."""
+    log_sigma = torch.as_tensor(log_sigma, dtype=x.dtype, device=x.device).expand_as(x)
+    nll = 0.5 * ((x - mean) / log_sigma.exp()).pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)
+    return nll.flatten(1).sum(1)
+
+
+def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """-log Bernoulli(x; sigmoid(logits)) per example, summed over dimensions (nats)."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)

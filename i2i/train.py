@@ -186,6 +186,14 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(),
         })
 
+    def evaluate():
+        metrics = mode.evaluate()
+        if metrics:
+            run.append_log({"step": step, "epoch": epoch, "eval": True, **metrics})
+            log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    if step == 0:
+        evaluate()
     if observer:
         observer.start(total_steps, step)
     mode.train(True)
@@ -228,10 +236,13 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
                     break
             else:
                 epoch, epoch_step = epoch + 1, 0
+                if step < total_steps:  # the end of training is evaluated below
+                    evaluate()
                 continue
             break
     finally:
         stop.restore()
+    evaluate()
     save()
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")

@@ -103,8 +103,8 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         generators = doc.get("generators", {})
         available = {d: name for name, g in generators.items() for d in g["directions"]}
         if not available:
-            raise UsageError(f"{path} is a {doc.get('mode')} run, which makes images from noise rather than "
-                             "translating them; use i2i sample or i2i interpolate")
+            raise UsageError(f"{path} is a {doc.get('mode')} run, which generates images rather than "
+                             "translating them; use i2i sample, i2i interpolate (or i2i reconstruct for a vae run)")
         if direction is None:
             direction = "AtoB" if "AtoB" in available else next(iter(available))
         if direction not in available:

@@ -88,11 +88,11 @@ def test_instance_norm_has_no_parameters_or_buffers():
 
 def test_registry_lists_every_kind():
     gens, discs = nets.names("generator"), nets.names("discriminator")
-    latent, critics = nets.names("latent_generator"), nets.names("image_critic")
+    latent, critics, vaes = nets.names("latent_generator"), nets.names("image_critic"), nets.names("vae")
     assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"} <= set(gens)
     assert {"basic", "n_layers", "pixel"} <= set(discs)
-    assert latent == ["dcgan_generator"] and critics == ["dcgan_discriminator"]
-    assert sorted(gens + discs + latent + critics) == nets.names()
+    assert latent == ["dcgan_generator"] and critics == ["dcgan_discriminator"] and vaes == ["conv_vae"]
+    assert sorted(gens + discs + latent + critics + vaes) == nets.names()
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])

@@ -49,3 +49,16 @@ class ImageFolder(torch.utils.data.Dataset):
 
         x = self.transform(image, seed=seed) if self.transform else to_tensor(image)
         return {"A": x, "label": self.labels[index], "path": str(self.files[index])}
+
+
+def class_folder(cfg, flip: bool) -> ImageFolder:
+    """The run's folder as square images, recording its class names in ``cfg.classes`` (a resumed run
+    must find the same ones)."""
+    from .transforms import SquareAugment
+
+    data = ImageFolder(cfg.a, cfg.output_nc, SquareAugment(cfg.image_size, flip), cfg.conditional)
+    if cfg.classes is not None and cfg.classes != data.classes:
+        raise UsageError(f"{cfg.a}: the class folders changed since the run started "
+                         f"({', '.join(cfg.classes)} then, {', '.join(data.classes)} now)")
+    cfg.classes = data.classes or None
+    return data

@@ -12,6 +12,7 @@ IMPLEMENTED = {
     "cycle": "cycle:CycleGAN",
     "dual": "dual:DualGAN",
     "gan": "gan:GAN",
+    "vae": "vae:VAE",
 }
 
 

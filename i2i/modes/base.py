@@ -49,22 +49,17 @@ def augment(cfg) -> Augment:
     return Augment(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, generator_multiple(cfg.net_g))
 
 
-class AdversarialMode:
-    """Base class of GAN recipes.
+class Mode:
+    """What the training loop needs of any recipe.
 
-    Subclasses set in ``__init__``:
-      ``nets`` (name -> module, all saved in checkpoints), ``optimizers`` ("G" and "D"),
-      ``discriminators`` (modules frozen during the G step), ``translators`` (direction -> generator
-      name, what ``i2i translate`` may use) and ``specs`` (generator name -> ``nets.create`` arguments),
-    and implement ``make_dataset``, ``forward``, ``d_loss``, ``g_loss`` and ``sample_rows``.
+    Subclasses set ``nets`` (name -> module, all saved in checkpoints), ``optimizers``, ``translators``
+    (direction -> generator name, what ``i2i translate`` may use) and ``specs`` (name of each net that
+    commands load -> ``nets.create`` arguments), and implement ``make_dataset``, ``train_step`` and
+    ``sample_rows``.
     """
-
-    d_first = True  # update D before G (pix2pix) or after (CycleGAN)
-    n_critic = 1  # D updates per G update
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
-    discriminators: list[nn.Module]
     translators: dict[str, str]
     specs: dict[str, dict]
 
@@ -75,22 +70,17 @@ class AdversarialMode:
     def make_dataset(cfg) -> torch.utils.data.Dataset:
         raise NotImplementedError
 
-    def forward(self, batch: dict) -> dict:
-        """Generator outputs for a batch (kept for both updates)."""
-        raise NotImplementedError
-
-    def d_loss(self, batch: dict, out: dict) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def g_loss(self, batch: dict, out: dict) -> tuple[torch.Tensor, dict]:
+    def train_step(self, batch: dict) -> tuple[dict, dict]:
+        """One optimisation step; returns (losses as detached tensors, outputs for sample_rows)."""
         raise NotImplementedError
 
     def sample_rows(self, batch: dict, out: dict) -> list[list[torch.Tensor]]:
         """Images for the periodic sample grid: one row per example, e.g. input | output | target."""
         raise NotImplementedError
 
-    def after_d_step(self) -> None:
-        """Called after every discriminator update (DualGAN clips the critics' weights here)."""
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on held-out data, logged at the start, after every epoch and at the end ({}: none)."""
+        return {}
 
     def extra_state(self) -> dict:
         """Training state beyond nets and optimizers (image pools), saved for resume."""
@@ -105,6 +95,31 @@ class AdversarialMode:
     def train(self, flag: bool = True) -> None:
         for net in self.nets.values():
             net.train(flag)
+
+
+class AdversarialMode(Mode):
+    """Base class of GAN recipes: ``train_step`` is the shared adversarial step.
+
+    Besides what :class:`Mode` asks, subclasses set ``optimizers`` "G" and "D" and ``discriminators``
+    (the modules frozen during the G step), and implement ``forward``, ``d_loss`` and ``g_loss``.
+    """
+
+    d_first = True  # update D before G (pix2pix) or after (CycleGAN)
+    n_critic = 1  # D updates per G update
+    discriminators: list[nn.Module]
+
+    def forward(self, batch: dict) -> dict:
+        """Generator outputs for a batch (kept for both updates)."""
+        raise NotImplementedError
+
+    def d_loss(self, batch: dict, out: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def g_loss(self, batch: dict, out: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def after_d_step(self) -> None:
+        """Called after every discriminator update (DualGAN clips the critics' weights here)."""
 
     def _update_d(self, batch, out) -> dict:
         set_requires_grad(self.discriminators, True)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import torch
 
 from .. import nets
-from ..data.folder import ImageFolder
-from ..data.transforms import SquareAugment
-from ..errors import UsageError
+from ..data.folder import ImageFolder, class_folder
 from ..losses import AdversarialLoss
 from .base import AdversarialMode, adam
 
@@ -43,12 +41,7 @@ class GAN(AdversarialMode):
 
     @staticmethod
     def make_dataset(cfg) -> ImageFolder:
-        data = ImageFolder(cfg.a, cfg.output_nc, SquareAugment(cfg.image_size, cfg.flip), cfg.conditional)
-        if cfg.classes is not None and cfg.classes != data.classes:  # a resumed run on changed folders
-            raise UsageError(f"{cfg.a}: the class folders changed since the run started "
-                             f"({', '.join(cfg.classes)} then, {', '.join(data.classes)} now)")
-        cfg.classes = data.classes or None
-        return data
+        return class_folder(cfg, cfg.flip)
 
     def _critic(self, labels):
         return lambda x: self.D(x, labels)

@@ -18,8 +18,8 @@ _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 
 def register(name: str, kind: str):
     """Register a builder under ``name``. ``kind``: "generator" (image to image), "discriminator"
-    (PatchGAN-style, for the translation modes), "latent_generator" (noise to image) or "image_critic"
-    (one score per image)."""
+    (PatchGAN-style, for the translation modes), "latent_generator" (noise to image), "image_critic"
+    (one score per image) or "vae" (encoder and decoder)."""
 
     def wrap(fn):
         if name in _REGISTRY:
@@ -47,4 +47,4 @@ def create(name: str, init: str | None = "normal", init_gain: float = 0.02, **kw
     return net
 
 
-from . import dcgan, patchgan, resnet, unet  # noqa: E402,F401  (fill the registry)
+from . import dcgan, patchgan, resnet, unet, vae  # noqa: E402,F401  (fill the registry)
