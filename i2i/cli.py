@@ -111,7 +111,7 @@ class TrainProgress:
 @app.command()
 @cli_errors
 def train(
-    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN) (unpaired), gan (DCGAN), vae (VAE, beta-VAE) (one folder). [default: pix2pix]"),
+    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN) (unpaired), gan (DCGAN), vae (VAE, beta-VAE), vaegan (one folder). [default: pix2pix]"),
     a: Optional[Path] = typer.Option(None, "--a", help="pix2pix: a folder of A|B images, or of A/ and B/ folders. cycle, dual: the domain A folder."),
     b: Optional[Path] = typer.Option(None, "--b", help="cycle, dual: the domain B folder. pix2pix: the B folder when A and B are separate."),
     name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
@@ -150,6 +150,7 @@ def train(
     likelihood: Optional[str] = typer.Option(None, help="vae: gaussian, or bernoulli for binary images. [default: gaussian]"),
     sigma: Optional[float] = typer.Option(None, help="vae: the Gaussian's fixed standard deviation on [0, 1] pixels. [default: 0.1]"),
     learn_sigma: bool = typer.Option(False, "--learn-sigma", help="vae: learn the standard deviation (one per channel)."),
+    gamma: Optional[float] = typer.Option(None, help="vaegan: weight of the feature-space reconstruction in the decoder's loss. [default: 0.01]"),
     holdout: Optional[float] = typer.Option(None, help="vae: fraction of images held out to report bits per dim. [default: 0.1]"),
     input_nc: Optional[int] = typer.Option(None, help="Input channels, 1 or 3. [default: 3]"),
     output_nc: Optional[int] = typer.Option(None, help="Output channels, 1 or 3. [default: 3]"),
@@ -172,7 +173,7 @@ def train(
         gan_loss=gan_loss, lambda_l1=lambda_l1, lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
         pool_size=pool_size, n_critic=n_critic, clip=clip, serial_batches=True if serial_batches else None,
         image_size=image_size, z_dim=z_dim, conditional=True if conditional else None, beta=beta,
-        likelihood=likelihood, sigma=sigma, learn_sigma=True if learn_sigma else None, holdout=holdout, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
+        likelihood=likelihood, sigma=sigma, learn_sigma=True if learn_sigma else None, gamma=gamma, holdout=holdout, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
         save_every=save_every, sample_every=sample_every, workers=workers,

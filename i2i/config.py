@@ -53,6 +53,7 @@ class TrainConfig:
     likelihood: str = "gaussian"  # vae: gaussian or bernoulli (binary images)
     sigma: float = 0.1  # vae: the Gaussian's standard deviation, on pixel values in [0, 1]
     learn_sigma: bool = False  # vae: learn sigma (one per channel) instead
+    gamma: float = 0.01  # vaegan: weight of the feature-space reconstruction in the decoder's loss
     holdout: float = 0.1  # vae: fraction of the images kept out of training to measure bits per dim
     clip: float = 0.01  # dual with --gan-loss wgan: critic weights are clipped to +-clip
     # optimisation
@@ -103,6 +104,9 @@ MODE_DEFAULTS: dict[str, dict] = {
     # a convolutional VAE at DCGAN's sizes; Adam 1e-3, the usual rate for VAEs
     "vae": dict(net_g="conv_vae", net_d="dcgan_discriminator", norm="batch", dropout=False, z_dim=128, ngf=32, batch_size=64, epochs=25,
                 epochs_decay=0, lr=1e-3, beta1=0.9, beta2=0.999),
+    # VAE-GAN: the VAE's networks and DCGAN's discriminator and optimiser settings
+    "vaegan": dict(net_g="conv_vae", net_d="dcgan_discriminator", norm="batch", dropout=False, z_dim=128, ngf=32,
+                   batch_size=64, epochs=25, epochs_decay=0, lr=2e-4, beta1=0.5, beta2=0.999),
 }
 
 # Defaults that follow from the mode and the GAN loss together: DualGAN's two recipes.
@@ -118,7 +122,8 @@ LOSS_PRESETS: dict[tuple[str, str], dict] = {
 }
 
 # the registry kinds of (generator, discriminator) that each mode builds
-NET_KINDS = {"gan": ("latent_generator", "image_critic"), "vae": ("vae", "image_critic")}
+NET_KINDS = {"gan": ("latent_generator", "image_critic"), "vae": ("vae", "image_critic"),
+             "vaegan": ("vae", "image_critic")}
 
 
 def make_config(mode: str, **options) -> TrainConfig:
@@ -178,7 +183,7 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
     check(cfg.sigma > 0 and cfg.beta >= 0, "--sigma must be positive and --beta at least 0")
     check(0 <= cfg.holdout < 1, "--holdout must be at least 0 and below 1")
-    if cfg.mode in ("gan", "vae"):
+    if cfg.mode in ("gan", "vae", "vaegan"):
         from .nets.dcgan import IMAGE_SIZES
 
         check(cfg.image_size in IMAGE_SIZES, f"--image-size must be one of {', '.join(map(str, IMAGE_SIZES))}")

@@ -59,7 +59,7 @@ def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
 
     run = Run(run_dir)
     doc = run.read_config()
-    if doc.get("mode") not in ("gan", "vae"):
+    if doc.get("mode") not in ("gan", "vae", "vaegan"):
         raise UsageError(f"{run.path} is a {doc.get('mode')} run, which translates images; use i2i translate")
     g = doc["generators"]["G"]
     state_dict, _ = load_weights(run.path / g["file"])

@@ -66,7 +66,7 @@ def test_train_then_translate(aligned_dir, tmp_path):
     (["train", "--a", "{tmp}/missing", "--name", "x"], 2, ["missing: no such folder"]),
     (["train", "--a", "{empty}", "--name", "x"], 2, ["no images found"]),
     (["train", "--a", "{ab}", "--name", "x", "--mode", "cycle"], 2, ["--mode cycle needs two folders"]),
-    (["train", "--a", "{ab}", "--name", "x", "--mode", "vaegan"], 2, ["--mode vaegan is not implemented yet"]),
+    (["train", "--a", "{ab}", "--name", "x", "--mode", "vae", "--likelihood", "poisson"], 2, ["--likelihood must be gaussian or bernoulli"]),
     (["train", "--a", "{ab}", "--b", "{ab}", "--name", "x", "--mode", "cycle", "--output-nc", "1"], 2,
      ["identity loss needs as many input as output channels", "--lambda-identity 0"]),
     (["train", "--a", "{ab}", "--name", "x", "--mode", "nope"], 2, ["--mode 'nope' is not one of"]),

@@ -13,6 +13,7 @@ IMPLEMENTED = {
     "dual": "dual:DualGAN",
     "gan": "gan:GAN",
     "vae": "vae:VAE",
+    "vaegan": "vaegan:VAEGAN",
 }
 
 

@@ -58,11 +58,15 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(c, 1, 4, 1, 0))
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer's activations (4x4 maps): where VAE-GAN measures reconstructions."""
         if self.n_classes:
             planes = F.one_hot(labels, self.n_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, planes.expand(-1, -1, *x.shape[-2:])], 1)
-        return self.model(x).flatten(1)
+        return self.model[:-1](x)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model[-1](self.features(x, labels)).flatten(1)
 
 
 @register("dcgan_generator", "latent_generator")
