@@ -195,7 +195,9 @@ def train(
         run_dir = run_training(cfg, resume=resume, observer=observer)
     finally:
         observer.stop()
-    console.print(f"run saved in [bold]{run_dir}[/]; translate with: i2i translate IMAGES --model {run_dir}")
+    use = (f"i2i sample {run_dir}" if cfg.mode in ("gan", "vae", "vaegan")
+           else f"i2i translate IMAGES --model {run_dir}")
+    console.print(f"run saved in [bold]{run_dir}[/]; use it with: {use}", highlight=False)
 
 
 @app.command()
