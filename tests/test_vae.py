@@ -154,3 +154,22 @@ def test_vaegan_run_samples_and_reconstructs(toy_images, tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["reconstruct", str(run), str(toy_images / "round" / "0.png"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0 and (tmp_path / "r" / "0.png").is_file()
+
+
+def test_vaegan_encoder_gets_no_gan_gradient(toy_images, tmp_path):
+    """Scaling the GAN term changes the decoder's update but not the encoder's."""
+    cfg = make_config("vaegan", a=str(toy_images), name="vg", checkpoints_dir=str(tmp_path / "ck"), image_size=32,
+                      ngf=8, ndf=8, z_dim=16, batch_size=4, workers=0, seed=0)
+    batch = {"A": torch.rand(4, 3, 32, 32) * 2 - 1, "label": torch.zeros(4, dtype=torch.long)}
+    results = []
+    for scale in (1.0, 1000.0):
+        torch.manual_seed(0)
+        m = create(cfg, "cpu")
+        g = m.adversarial.g
+        m.adversarial.g = lambda critic, fake, g=g, scale=scale: scale * g(critic, fake)
+        torch.manual_seed(1)
+        m.train_step(batch)
+        results.append(([p.detach().clone() for p in m.encoder_params], [p.detach().clone() for p in m.decoder_params]))
+    (enc1, dec1), (enc2, dec2) = results
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(enc1, enc2))
+    assert any(not torch.allclose(a, b, atol=1e-7) for a, b in zip(dec1, dec2))
