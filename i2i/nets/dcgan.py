@@ -45,18 +45,24 @@ class DCGANGenerator(nn.Module):
         return self.model(z.view(z.shape[0], -1, 1, 1))
 
 
+def down_stack(in_channels: int, nf: int, image_size: int, norm: str) -> tuple[list[nn.Module], int]:
+    """Strided 4x4 convolutions from the image down to 4x4 maps (no norm on the first), and the
+    number of channels they end with: DCGAN's discriminator body, and the VAE's encoder."""
+    make_norm = norm_layer(norm)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, nf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    c = nf
+    for _ in range(_depth(image_size) - 1):
+        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), make_norm(c * 2), nn.LeakyReLU(0.2, True)]
+        c *= 2
+    return layers, c
+
+
 class DCGANDiscriminator(nn.Module):
     def __init__(self, in_channels=3, image_size=64, ndf=64, n_classes=0, norm="batch"):
         super().__init__()
         self.n_classes = n_classes
-        make_norm, n = norm_layer(norm), _depth(image_size)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels + n_classes, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        c = ndf
-        for _ in range(n - 1):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), make_norm(c * 2), nn.LeakyReLU(0.2, True)]
-            c *= 2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 0))
-        self.model = nn.Sequential(*layers)
+        layers, c = down_stack(in_channels + n_classes, ndf, image_size, norm)
+        self.model = nn.Sequential(*layers, nn.Conv2d(c, 1, 4, 1, 0))
 
     def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer's activations (4x4 maps): where VAE-GAN measures reconstructions."""

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register
-from .dcgan import _depth
+from .dcgan import _depth, down_stack
 from .layers import norm_layer
 
 
@@ -24,11 +24,7 @@ class ConvVAE(nn.Module):
         super().__init__()
         self.z_dim, self.n_classes, self.image_size = z_dim, n_classes, image_size
         make_norm, n = norm_layer(norm), _depth(image_size)
-        enc: list[nn.Module] = [nn.Conv2d(in_channels + n_classes, nf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        c = nf
-        for _ in range(n - 1):
-            enc += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm == "none"), make_norm(c * 2), nn.LeakyReLU(0.2, True)]
-            c *= 2
+        enc, c = down_stack(in_channels + n_classes, nf, image_size, norm)
         self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(c * 16, 2 * z_dim))
         self.top = c
         self.project = nn.Linear(z_dim + n_classes, c * 16)
