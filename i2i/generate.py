@@ -55,7 +55,7 @@ class LatentGenerator:
 
 
 def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
-    from . import nets
+    from .translate import generator_from_weights
 
     run = Run(run_dir)
     doc = run.read_config()
@@ -63,9 +63,8 @@ def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
         raise UsageError(f"{run.path} is a {doc.get('mode')} run, which translates images; use i2i translate")
     g = doc["generators"]["G"]
     state_dict, _ = load_weights(run.path / g["file"])
-    net = nets.create(**g["spec"], init=None)
-    net.load_state_dict(state_dict, strict=True)
-    return LatentGenerator(net.eval(), g["spec"]["z_dim"], doc.get("classes") or [], str(run.path))
+    net = generator_from_weights(g["spec"], state_dict)
+    return LatentGenerator(net, g["spec"]["z_dim"], doc.get("classes") or [], str(run.path))
 
 
 def load_square(gen: LatentGenerator, path) -> torch.Tensor:

@@ -45,6 +45,14 @@ def build_discriminator(cfg, in_channels: int, device) -> nn.Module:
                        norm=cfg.norm_d or cfg.norm, init=cfg.init, init_gain=cfg.init_gain).to(device)
 
 
+def build_image_critic(cfg, device) -> nn.Module:
+    """The one-score-per-image discriminator of the GAN and VAE-GAN modes (label-conditional when the
+    data has classes)."""
+    return nets.create(cfg.net_d, in_channels=cfg.output_nc, image_size=cfg.image_size, ndf=cfg.ndf,
+                       n_classes=len(cfg.classes or []), norm=cfg.norm_d or cfg.norm, init=cfg.init,
+                       init_gain=cfg.init_gain).to(device)
+
+
 def augment(cfg) -> Augment:
     return Augment(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, generator_multiple(cfg.net_g))
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import nets
 from ..data.folder import ImageFolder, class_folder
 from ..losses import AdversarialLoss
-from .base import AdversarialMode, adam
+from .base import AdversarialMode, adam, build_generator, build_image_critic
 
 
 def generator_spec(cfg) -> dict:
@@ -26,12 +25,9 @@ class GAN(AdversarialMode):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.n_critic = cfg.n_critic
-        n_classes = len(cfg.classes or [])
         self.specs = {"G": generator_spec(cfg)}
-        self.G = nets.create(**self.specs["G"], init=cfg.init, init_gain=cfg.init_gain).to(self.device)
-        self.D = nets.create(cfg.net_d, in_channels=cfg.output_nc, image_size=cfg.image_size, ndf=cfg.ndf,
-                             n_classes=n_classes, norm=cfg.norm_d or cfg.norm, init=cfg.init,
-                             init_gain=cfg.init_gain).to(self.device)
+        self.G = build_generator(cfg, self.specs["G"], self.device)
+        self.D = build_image_critic(cfg, self.device)
         self.nets = {"G": self.G, "D": self.D}
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {"G": adam(self.G.parameters(), cfg.lr, betas), "D": adam(self.D.parameters(), cfg.lr, betas)}

@@ -17,11 +17,11 @@ import math
 
 import torch
 
-from .. import nets
 from ..data.folder import class_folder
 from ..errors import UsageError
 from ..losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
-from .base import Mode, adam
+from ..nets.vae import reparameterise
+from .base import Mode, adam, build_generator
 
 
 class KeyedSubset(torch.utils.data.Dataset):
@@ -57,7 +57,7 @@ class VAE(Mode):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.specs = {"G": vae_spec(cfg)}
-        self.G = nets.create(**self.specs["G"], init=cfg.init, init_gain=cfg.init_gain).to(self.device)
+        self.G = build_generator(cfg, self.specs["G"], self.device)
         self.nets = {"G": self.G}
         self.optimizers = {"G": adam(self.G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2))}
         self.translators = {}
@@ -79,8 +79,6 @@ class VAE(Mode):
         x, labels = batch["A"], batch.get("label")
         labels = labels if self.G.n_classes else None
         mu, logvar = self.G.encode(x, labels)
-        from ..nets.vae import reparameterise
-
         logits = self.G.decode(reparameterise(mu, logvar), labels)
         target = self.targets(x)
         if self.cfg.likelihood == "bernoulli":

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import nets
 from ..losses import AdversarialLoss, kl_to_standard_normal
 from ..nets.vae import reparameterise
-from .base import Mode, adam, set_requires_grad
+from .base import Mode, adam, build_generator, build_image_critic, set_requires_grad
 from .vae import split_folder, vae_spec
 
 
@@ -26,10 +25,8 @@ class VAEGAN(Mode):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.specs = {"G": vae_spec(cfg)}
-        self.G = nets.create(**self.specs["G"], init=cfg.init, init_gain=cfg.init_gain).to(self.device)
-        self.D = nets.create(cfg.net_d, in_channels=cfg.output_nc, image_size=cfg.image_size, ndf=cfg.ndf,
-                             n_classes=len(cfg.classes or []), norm=cfg.norm_d or cfg.norm, init=cfg.init,
-                             init_gain=cfg.init_gain).to(self.device)
+        self.G = build_generator(cfg, self.specs["G"], self.device)
+        self.D = build_image_critic(cfg, self.device)
         self.nets = {"G": self.G, "D": self.D}
         betas = (cfg.beta1, cfg.beta2)
         self.encoder_params = list(self.G.encoder.parameters())
