@@ -81,6 +81,13 @@ def root(
     logger.propagate = False
 
 
+DEVICE_HELP = "auto, cpu, cuda or mps. [default: auto: a GPU when there is one]"
+PRECISION_HELP = ("auto, fp32 or bf16. auto: bf16 where the GPU or CPU computes it natively (AMX, AVX512-BF16), "
+                  "else fp32 with faster kernels for inference; fp32: the plain reference path. [default: auto]")
+THREADS_HELP = "CPU threads. [default: the CPUs not busy with other work]"
+COMPILE_HELP = "torch.compile the networks (slow to start; pays off on long GPU runs)."
+
+
 class TrainProgress:
     """Rich progress bar for the training loop (an :class:`i2i.train.Observer`)."""
 
@@ -159,6 +166,10 @@ def train(
     save_every: Optional[int] = typer.Option(None, help="Save a checkpoint every N steps. [default: 1000]"),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
     workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run --name from its last checkpoint."),
 ):
     """Train a model. Example: i2i train --a datasets/facades/train --direction BtoA --name facades_label2photo"""
@@ -176,7 +187,8 @@ def train(
         likelihood=likelihood, sigma=sigma, learn_sigma=True if learn_sigma else None, gamma=gamma, holdout=holdout, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
-        save_every=save_every, sample_every=sample_every, workers=workers,
+        save_every=save_every, sample_every=sample_every, workers=workers, device=device, precision=precision,
+        threads=threads, compile=True if compile else None,
     )
     if resume:
         if name is None:
@@ -213,18 +225,24 @@ def translate(
     ab: bool = typer.Option(False, "--ab", help="Inputs are side-by-side A|B pairs (like facades/test): translate the half the model takes."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
     checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where to look for the newest run."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ):
     """Translate images with a trained generator, keeping names, formats and sizes."""
     from .errors import UsageError
+    from .runtime import resolve
     from .translate import load_translator, translate_files
 
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    translator = load_translator(model, direction, checkpoints_dir, eval_mode=not no_eval)
+    runtime = resolve(device, precision, threads, compile)
+    translator = load_translator(model, direction, checkpoints_dir, runtime, eval_mode=not no_eval)
     err.print(f"model: {translator.source} ({translator.spec['name']}"
-              f"{', ' + translator.direction if translator.direction else ''})", highlight=False)
+              f"{', ' + translator.direction if translator.direction else ''}); {runtime.describe()}", highlight=False)
     run_name = Path(translator.source).stem if Path(translator.source).is_file() else Path(translator.source).name
     with Progress(TextColumn("translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err) as bar:

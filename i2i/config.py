@@ -77,6 +77,11 @@ class TrainConfig:
     save_every: int = 1000
     sample_every: int = 200
     log_every: int = 10
+    # where and how fast (see i2i/runtime.py); may change on resume
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+    compile: bool = False
 
     @property
     def run_dir(self) -> Path:

@@ -23,11 +23,13 @@ from . import modes
 from .config import TrainConfig, validate
 from .errors import I2IError, UsageError
 from .runs import Run
+from .runtime import resolve
 
 log = logging.getLogger(__name__)
 
 # options that may change when resuming; everything else comes from the run's config.json
-RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay")
+RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
+                       "device", "precision", "threads", "compile")
 
 
 class Observer(Protocol):
@@ -41,10 +43,6 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     """LR multiplier for the 0-based ``epoch``: 1 for ``epochs`` epochs, then linear decay
     1 - k/(epochs_decay + 1) for the k-th decay epoch, as the reference's ``linear`` policy."""
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def rng_state() -> dict:
@@ -144,12 +142,16 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    device = pick_device()
+    runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
+    device = runtime.device
     mode_cls = modes.mode_class(cfg.mode)
     dataset = mode_cls.make_dataset(cfg)
     if len(dataset) < cfg.batch_size:
         raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")
     mode = mode_cls(cfg, device)
+    for net in mode.nets.values():
+        runtime.prepare(net, training=True)
+    mode.autocast = runtime.autocast
 
     from .data.transforms import EpochSampler
 
@@ -173,9 +175,9 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(cfg, mode.translators, mode.specs)
-    log.info("training %s on %s: %d examples, %d steps per epoch, %d epochs, device %s",
+    log.info("training %s on %s: %d examples, %d steps per epoch, %d epochs; %s",
              cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), steps_per_epoch,
-             total_epochs, device)
+             total_epochs, runtime.describe())
 
     def save():
         run.save_generators(mode)

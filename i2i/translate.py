@@ -7,7 +7,10 @@ generator needs, translated, and cropped back, so a 301x207 photo comes back 301
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,6 +24,7 @@ from . import nets
 from .data.images import list_images, open_image, save_image, to_mode
 from .errors import I2IError, ImageError, UsageError
 from .runs import Run, load_weights, newest_run
+from .runtime import Runtime, resolve
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,11 @@ class Translator:
     spec: dict
     direction: str | None
     source: str
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    runtime: Runtime = field(default_factory=lambda: Runtime(torch.device("cpu")))
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
 
     @property
     def in_channels(self) -> int:
@@ -63,13 +71,15 @@ class Translator:
         h, w = batch.shape[-2:]
         m = self.multiple
         ph, pw = -h % m, -w % m
-        x = batch.to(self.device)
+        x = batch.to(self.device, self.runtime.dtype)
+        if self.runtime.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if ph or pw:
             pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
             reflect_ok = max(pad[:2]) < w and max(pad[2:]) < h
             x = F.pad(x, pad, mode="reflect" if reflect_ok else "replicate")
         y = self.net(x)
-        return y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w].cpu()
+        return y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w].float().cpu()
 
 
 def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True) -> torch.nn.Module:
@@ -83,13 +93,17 @@ def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode
 
 
 def load_translator(model: str | Path | None = None, direction: str | None = None,
-                    checkpoints_dir: str | Path = "checkpoints", device=None, eval_mode: bool = True) -> Translator:
+                    checkpoints_dir: str | Path = "checkpoints", runtime: Runtime | None = None,
+                    eval_mode: bool = True) -> Translator:
     """Load the generator for ``direction`` from a run folder, a .safetensors file or a reference .pth.
 
-    ``model=None`` takes the newest run under ``checkpoints_dir``. ``eval_mode=False`` keeps dropout and
-    batch statistics on, as the reference's test script does without ``--eval``.
+    ``model=None`` takes the newest run under ``checkpoints_dir``. ``runtime`` says where and in what
+    precision to run (default: :func:`i2i.runtime.resolve`'s auto choice, at torch's current thread
+    count). ``eval_mode=False`` keeps dropout and batch statistics on, as the reference's test script
+    does without ``--eval``.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if runtime is None:
+        runtime = resolve(threads=torch.get_num_threads())
     if model is None:
         found = newest_run(checkpoints_dir)
         if found is None:
@@ -123,8 +137,8 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         direction = direction or "AtoB"
     else:
         raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
-    net = generator_from_weights(spec, state_dict, device, eval_mode)
-    return Translator(net, spec, direction, str(path), device)
+    net = generator_from_weights(spec, state_dict, runtime.device, eval_mode)
+    return Translator(runtime.prepare(net, training=False), spec, direction, str(path), runtime)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -209,9 +223,25 @@ def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[to
     return image_to_tensor(img), alpha
 
 
+def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None):
+    img = open_image(job.src)
+    if ab:
+        img = input_half(img, direction, job.src)
+    return prepare_image(img, channels, size)
+
+
+def _write(y: torch.Tensor, alpha: Image.Image | None, dst: Path) -> None:
+    img = tensor_to_image(y)
+    if alpha is not None and dst.suffix.lower() in ALPHA_FORMATS:
+        img = img.convert("RGBA" if img.mode == "RGB" else "LA")
+        img.putalpha(alpha)
+    save_image(img, dst)
+
+
 def translate_files(translator: Translator, inputs: list[str], out: str | Path | None = None,
                     run_name: str = "i2i", size: int | None = None, batch_size: int = 4, overwrite: bool = False,
-                    ab: bool = False, progress: Callable[[int, int], None] | None = None) -> Summary:
+                    ab: bool = False, progress: Callable[[int, int], None] | None = None,
+                    io_threads: int = 2) -> Summary:
     """Translate every input image into ``out`` (keeping relative paths, names and formats).
 
     With ``ab`` the inputs are side-by-side A|B pairs (such as facades/test) and only the half the
@@ -219,6 +249,10 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
 
     Existing outputs are kept (counted in ``existing``) unless ``overwrite``; unreadable inputs are
     reported in ``failed`` and skipped. ``progress(done, total)`` is called as work proceeds.
+
+    Decoding and encoding run on ``io_threads`` threads while the network runs; consecutive images of
+    equal size share a batch. At most a few batches are in flight, so memory does not grow with the
+    number of images.
     """
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
@@ -236,40 +270,49 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     if progress:
         progress(done, total)
 
+    window = 2 * batch_size + io_threads  # reads and writes in flight
     pending: list[tuple[Job, torch.Tensor, Image.Image | None]] = []
+    reads: deque[tuple[Job, Future]] = deque()
+    writes: deque[tuple[Job, Future]] = deque()
+    queue = iter(todo)
 
-    def flush():
+    def finish_writes(keep: int):
         nonlocal done
-        if not pending:
-            return
-        outputs = translator(torch.stack([t for _, t, _ in pending]))
-        for (job, _, alpha), y in zip(pending, outputs):
-            img = tensor_to_image(y)
-            if alpha is not None and job.dst.suffix.lower() in ALPHA_FORMATS:
-                img = img.convert("RGBA" if img.mode == "RGB" else "LA")
-                img.putalpha(alpha)
+        while writes and (len(writes) > keep or writes[0][1].done()):
+            job, fut = writes.popleft()
             try:
-                save_image(img, job.dst)
+                fut.result()
                 summary.written += 1
             except (ImageError, OSError) as e:
                 summary.failed.append((job.dst, str(e)))
-        done += len(pending)
-        pending.clear()
-        if progress:
-            progress(done, total)
-
-    for job in todo:  # consecutive images of equal size share a batch
-        try:
-            img = open_image(job.src)
-            if ab:
-                img = input_half(img, translator.direction, job.src)
-            x, alpha = prepare_image(img, translator.in_channels, size)
-        except ImageError as e:
-            summary.failed.append((job.src, str(e)))
             done += 1
-            continue
-        if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
-            flush()
-        pending.append((job, x, alpha))
-    flush()
+            if progress:
+                progress(done, total)
+
+    def flush():
+        if pending:
+            outputs = translator(torch.stack([t for _, t, _ in pending]))
+            for (job, _, alpha), y in zip(pending, outputs):
+                writes.append((job, pool.submit(_write, y, alpha, job.dst)))
+            pending.clear()
+        finish_writes(keep=window)
+
+    with ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="i2i-io") as pool:
+        for job in itertools.islice(queue, window):
+            reads.append((job, pool.submit(_read, job, translator.in_channels, size, ab, translator.direction)))
+        while reads:
+            job, fut = reads.popleft()
+            for nxt in itertools.islice(queue, 1):
+                reads.append((nxt, pool.submit(_read, nxt, translator.in_channels, size, ab, translator.direction)))
+            try:
+                x, alpha = fut.result()
+            except ImageError as e:
+                summary.failed.append((job.src, str(e)))
+                done += 1
+                continue
+            if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
+                flush()
+            pending.append((job, x, alpha))
+        flush()
+        finish_writes(keep=0)
     return summary

@@ -80,11 +80,13 @@ def test_reference_file_reproduces_outputs(case):
             assert (out - y).abs().max().item() <= TOL
 
 
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
 @pytest.mark.parametrize("case", CASES)
-def test_reference_file_through_load_translator(case):
+def test_reference_file_through_load_translator(case, precision):
+    from i2i.runtime import resolve
     from i2i.translate import load_translator
 
-    tr = load_translator(FIXTURES / case["checkpoint"], device="cpu")
+    tr = load_translator(FIXTURES / case["checkpoint"], runtime=resolve("cpu", precision))
     assert not tr.net.training
     assert tr.in_channels == case["input_nc"]
     for x, y in _pairs(case):
@@ -233,7 +235,7 @@ def test_pickled_object_is_refused_and_not_executed(tmp_path):
     from i2i.translate import load_translator
 
     with pytest.raises(I2IError):
-        load_translator(path, device="cpu")
+        load_translator(path)
     assert not sentinel.exists()
 
     # the payload is live: an unsafe load would have run it

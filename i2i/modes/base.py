@@ -7,6 +7,8 @@ CycleGAN G first (as the reference does); a recipe says which with ``d_first``.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -73,6 +75,9 @@ class Mode:
 
     def __init__(self, cfg, device):
         self.cfg, self.device = cfg, torch.device(device)
+        # context for forward passes and losses (backward runs outside it); the training loop sets it
+        # to bf16 autocast on the fast path (see i2i/runtime.py)
+        self.autocast = contextlib.nullcontext
 
     @staticmethod
     def make_dataset(cfg) -> torch.utils.data.Dataset:
@@ -133,7 +138,8 @@ class AdversarialMode(Mode):
         set_requires_grad(self.discriminators, True)
         for _ in range(self.n_critic):
             self.optimizers["D"].zero_grad(set_to_none=True)
-            loss, parts = self.d_loss(batch, out)
+            with self.autocast():
+                loss, parts = self.d_loss(batch, out)
             loss.backward()
             self.optimizers["D"].step()
             self.after_d_step()
@@ -142,7 +148,8 @@ class AdversarialMode(Mode):
     def _update_g(self, batch, out) -> dict:
         set_requires_grad(self.discriminators, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
-        loss, parts = self.g_loss(batch, out)
+        with self.autocast():
+            loss, parts = self.g_loss(batch, out)
         loss.backward()
         self.optimizers["G"].step()
         set_requires_grad(self.discriminators, True)
@@ -151,7 +158,8 @@ class AdversarialMode(Mode):
     def train_step(self, batch: dict) -> tuple[dict, dict]:
         """One training step; returns (losses as detached tensors, generator outputs)."""
         batch = self.to_device(batch)
-        out = self.forward(batch)
+        with self.autocast():
+            out = self.forward(batch)
         if self.d_first:
             losses = {**self._update_d(batch, out), **self._update_g(batch, out)}
         else:

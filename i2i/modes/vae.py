@@ -78,8 +78,8 @@ class VAE(Mode):
         """Per-example reconstruction NLL and KL (nats), and the outputs."""
         x, labels = batch["A"], batch.get("label")
         labels = labels if self.G.n_classes else None
-        mu, logvar = self.G.encode(x, labels)
-        logits = self.G.decode(reparameterise(mu, logvar), labels)
+        mu, logvar = (t.float() for t in self.G.encode(x, labels))  # fp32 sums, also under bf16 autocast
+        logits = self.G.decode(reparameterise(mu, logvar), labels).float()
         target = self.targets(x)
         if self.cfg.likelihood == "bernoulli":
             nll = bernoulli_nll(target, logits)
@@ -94,8 +94,9 @@ class VAE(Mode):
 
     def train_step(self, batch):
         batch = self.to_device(batch)
-        nll, kl, out = self.elbo_terms(batch)
-        loss = (nll + self.cfg.beta * kl).mean()
+        with self.autocast():
+            nll, kl, out = self.elbo_terms(batch)
+            loss = (nll + self.cfg.beta * kl).mean()
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["G"].step()

@@ -45,21 +45,24 @@ class VAEGAN(Mode):
         x = batch["A"]
         labels = batch["label"] if self.G.n_classes else None
         critic = lambda images: self.D(images, labels)  # noqa: E731
-        mu, logvar = self.G.encode(x, labels)
-        x_rec = torch.sigmoid(self.G.decode(reparameterise(mu, logvar), labels)) * 2 - 1  # as i2i sample reads it
-        x_p = torch.sigmoid(self.G.decode(torch.randn_like(mu), labels)) * 2 - 1
+        with self.autocast():
+            mu, logvar = self.G.encode(x, labels)
+            x_rec = torch.sigmoid(self.G.decode(reparameterise(mu, logvar), labels)) * 2 - 1  # as i2i sample reads it
+            x_p = torch.sigmoid(self.G.decode(torch.randn_like(mu), labels)) * 2 - 1
 
         set_requires_grad([self.D], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d, parts_d = self.adversarial.d(lambda images: self.D(images, labels.repeat(2) if labels is not None else None),
-                                             torch.cat([x, x]), torch.cat([x_rec, x_p]))
+        with self.autocast():
+            loss_d, parts_d = self.adversarial.d(lambda images: self.D(images, labels.repeat(2) if labels is not None else None),
+                                                 torch.cat([x, x]), torch.cat([x_rec, x_p]))
         loss_d.backward()
         self.optimizers["D"].step()
 
         set_requires_grad([self.D], False)
-        kl = kl_to_standard_normal(mu, logvar).mean()
-        feat = 0.5 * (self.D.features(x, labels) - self.D.features(x_rec, labels)).pow(2).flatten(1).sum(1).mean()
-        gan = self.adversarial.g(critic, x_rec) + self.adversarial.g(critic, x_p)
+        with self.autocast():
+            kl = kl_to_standard_normal(mu.float(), logvar.float()).mean()
+            feat = 0.5 * (self.D.features(x, labels) - self.D.features(x_rec, labels)).float().pow(2).flatten(1).sum(1).mean()
+            gan = self.adversarial.g(critic, x_rec) + self.adversarial.g(critic, x_p)
         enc_grads = torch.autograd.grad(self.cfg.beta * kl + feat, self.encoder_params, retain_graph=True)
         dec_grads = torch.autograd.grad(self.cfg.gamma * feat + gan, self.decoder_params)
         for params, grads, name in ((self.encoder_params, enc_grads, "E"), (self.decoder_params, dec_grads, "G")):

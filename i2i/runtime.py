@@ -1,0 +1,156 @@
+"""Where and how fast to run: device, precision, threads, and the fast layers that go with them.
+
+``--precision auto`` picks the fastest path that stays close to fp32 on the device at hand:
+
+- a CUDA GPU with bf16, or a CPU that computes bf16 natively (AMX or AVX512-BF16): bf16 (autocast
+  for training, bf16 weights for inference), channels_last, and the fast instance norm;
+- any other CPU (AVX2, where bf16 is emulated and measured hundreds of times slower): fp32, and for
+  inference 3x3 convolutions through NNPACK's Winograd kernels and the fast instance norm;
+- MPS: fp32.
+
+``--precision fp32`` is the plain path, bit for bit what i2i computes without this module (and what
+the reference computes); ``--precision bf16`` forces bf16 even where it is emulated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+
+from .errors import UsageError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@lru_cache(maxsize=None)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512-BF16), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name not in DEVICES:
+        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, not {name!r}")
+    cuda, mps = torch.cuda.is_available(), hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise UsageError(f"--device {name}: no {name.upper()} device is available here; use --device cpu")
+    return torch.device(name)
+
+
+def pick_threads(requested: int | None = None) -> int:
+    """Compute threads for this process: ``requested``, or the CPUs not already busy.
+
+    On a 2-core machine shared with another CPU-bound process, one thread ran a CycleGAN step 3.6x
+    faster than two (the threads wait on each other while one is descheduled), so auto mode subtracts
+    the current 1-minute load from the CPUs this process may use.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise UsageError(f"--threads must be at least 1, not {requested}")
+        return requested
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cpus, cpus - busy))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a command runs: where, in what precision, and with which speed levers."""
+
+    device: torch.device
+    dtype: torch.dtype = torch.float32  # compute precision
+    channels_last: bool = False
+    fast_layers: bool = False  # FastInstanceNorm2d (see nets/fast_layers.py)
+    winograd: bool = False  # NNPACK 3x3 convolutions (inference on CPU only)
+    compile: bool = False
+    threads: int | None = None
+
+    @property
+    def bf16(self) -> bool:
+        return self.dtype == torch.bfloat16
+
+    def describe(self) -> str:
+        parts = [str(self.device), "bf16" if self.bf16 else "fp32"]
+        parts += [p for p, on in (("channels_last", self.channels_last), ("winograd", self.winograd),
+                                  ("compiled", self.compile)) if on]
+        if self.threads and self.device.type == "cpu":
+            parts.append(f"{self.threads} thread{'s' * (self.threads > 1)}")
+        return ", ".join(parts)
+
+    def prepare(self, net: nn.Module, training: bool) -> nn.Module:
+        """Apply the fast path to ``net`` in place (layers, memory format, and for inference the dtype)."""
+        if self.fast_layers or self.winograd:
+            from .nets.fast_layers import use_fast_layers
+
+            use_fast_layers(net, winograd=self.winograd and not training)
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if self.bf16 and not training:
+            net.to(torch.bfloat16)
+        if self.compile:
+            net.compile()  # in place: the state dict keeps its keys
+        return net
+
+    def autocast(self):
+        """Context for training forward passes: bf16 autocast on the fast path, else nothing."""
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve(device: str = "auto", precision: str = "auto", threads: int | None = None, compile: bool = False,
+            training: bool = False) -> Runtime:
+    """The :class:`Runtime` for these options; sets torch's thread count (CPU) and cudnn.benchmark (CUDA)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        threads = pick_threads(threads)
+        torch.set_num_threads(threads)
+    elif threads is not None:
+        pick_threads(threads)  # validate only
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if precision == "auto":
+        native = (dev.type == "cuda" and torch.cuda.is_bf16_supported()) or (dev.type == "cpu" and cpu_has_native_bf16())
+        precision = "bf16" if native else "fp32"
+        fast = native or (dev.type == "cpu" and not training)  # AVX2 training: nothing measured faster
+    else:
+        fast = precision == "bf16"
+    if precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("this CPU has no native bf16 (AMX or AVX512-BF16); bf16 runs emulated and much slower "
+                    "than fp32 here")
+    if precision == "bf16" and dev.type == "mps":
+        raise UsageError("--precision bf16 is not supported on MPS; use --precision fp32")
+    bf16 = precision == "bf16"
+    return Runtime(
+        device=dev,
+        dtype=torch.bfloat16 if bf16 else torch.float32,
+        channels_last=bf16,
+        fast_layers=fast,
+        winograd=fast and not bf16 and not training and dev.type == "cpu",
+        compile=compile,
+        threads=threads if dev.type == "cpu" else None,
+    )

@@ -1,0 +1,201 @@
+"""The fast path (i2i/runtime.py, i2i/nets/fast_layers.py): correct gradients, closeness to fp32,
+and an fp32 path that is bit for bit the plain one."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from i2i import nets
+from i2i.errors import UsageError
+from i2i.nets.fast_layers import FastInstanceNorm2d, WinogradConv2d, nnpack_available, use_fast_layers
+from i2i.runtime import Runtime, pick_threads, resolve
+
+CPU = torch.device("cpu")
+BF16 = Runtime(CPU, torch.bfloat16, channels_last=True, fast_layers=True)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
+    return 10 * torch.log10(4 / (a.double() - b.double()).pow(2).mean()).item()
+
+
+def resnet(ngf=8, **kw):
+    torch.manual_seed(0)
+    return nets.create("resnet_6blocks", in_channels=3, out_channels=3, ngf=ngf, norm="instance", dropout=False, **kw)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_fast_instance_norm_matches_fp64_nchw_reference(batch, channels_last, training):
+    torch.manual_seed(0)
+    x, g = torch.randn(batch, 16, 12, 12) * 3 + 1, torch.randn(batch, 16, 12, 12)
+    x64 = x.double().requires_grad_()
+    F.instance_norm(x64).backward(g.double())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xi = x.contiguous(memory_format=fmt).requires_grad_()
+    y = FastInstanceNorm2d(16).train(training)(xi)
+    y.backward(g.contiguous(memory_format=fmt))
+    assert (y.double() - F.instance_norm(x.double())).abs().max() < 1e-5
+    assert (xi.grad.double() - x64.grad).abs().max() < 1e-5
+
+
+def test_fast_generator_gradients_match_fp64_nchw_reference():
+    """channels_last at batch 1 is where nn.InstanceNorm2d's CPU backward goes wrong on torch 2.14."""
+    G = resnet()
+    ref = copy.deepcopy(G).double()
+    fast = use_fast_layers(copy.deepcopy(G)).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    ref(x.double()).square().mean().backward()
+    fast(x.contiguous(memory_format=torch.channels_last)).square().mean().backward()
+    scale = max(p.grad.abs().max().item() for p in ref.parameters())
+    worst = max((p.grad.double() - q.grad).abs().max().item() for p, q in zip(fast.parameters(), ref.parameters()))
+    assert worst < 1e-4 * scale
+
+
+def test_fast_layers_keep_the_state_dict_layout():
+    G = resnet()
+    keys = list(G.state_dict())
+    use_fast_layers(G, winograd=True)
+    assert list(G.state_dict()) == keys
+    assert any(isinstance(m, FastInstanceNorm2d) for m in G.modules())
+    G.load_state_dict(resnet().state_dict(), strict=True)
+
+
+@pytest.mark.skipif(not nnpack_available(), reason="this torch build has no NNPACK")
+def test_winograd_inference_is_close_to_fp32():
+    G = resnet(ngf=16).eval()
+    fast = use_fast_layers(copy.deepcopy(G), winograd=True)
+    assert sum(isinstance(m, WinogradConv2d) for m in fast.modules()) == 12  # the blocks' 3x3 convolutions
+    x = torch.rand(2, 3, 64, 48) * 2 - 1
+    with torch.no_grad():
+        assert (fast(x) - G(x)).abs().max() < 1e-4
+    x.requires_grad_()  # with autograd on, the plain kernel runs (NNPACK has no backward)
+    fast(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_fp32_is_the_plain_path_bit_for_bit():
+    rt = resolve("cpu", "fp32", threads=torch.get_num_threads())
+    G = resnet().eval()
+    prepared = rt.prepare(copy.deepcopy(G), training=False)
+    assert [type(m) for m in prepared.modules()] == [type(m) for m in G.modules()]
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in prepared.parameters())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(prepared(x), G(x))
+
+
+def test_bf16_inference_is_within_40_db_of_fp32():
+    from i2i.translate import Translator
+
+    G = resnet().eval()
+    spec = {"name": "resnet_6blocks", "in_channels": 3}
+    fp32 = Translator(copy.deepcopy(G), spec, "AtoB", "test", Runtime(CPU))
+    bf16 = Translator(BF16.prepare(copy.deepcopy(G), training=False), spec, "AtoB", "test", BF16)
+    assert next(bf16.net.parameters()).dtype == torch.bfloat16
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    out = bf16(x)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    assert psnr(out, fp32(x)) >= 40
+
+
+def _one_step_grads(mode_name, runtime, data, tmp_path):
+    from conftest import tiny_config
+
+    from i2i import modes
+
+    extra = {"b": str(data[1]), "net_g": "resnet_6blocks", "pool_size": 0} if mode_name == "cycle" else {}
+    cfg = tiny_config(data[0] if mode_name == "cycle" else data, tmp_path, **extra)
+    cfg.mode = mode_name
+    if mode_name == "cycle":
+        cfg.norm, cfg.gan_loss, cfg.dropout = "instance", "lsgan", False
+    torch.manual_seed(0)
+    mode = modes.create(cfg, CPU)
+    for net in mode.nets.values():
+        runtime.prepare(net, training=True)
+    mode.autocast = runtime.autocast
+    for opt in mode.optimizers.values():  # keep the weights: compare the gradients of one step
+        opt.step = lambda *a, **k: None
+    batch = next(iter(torch.utils.data.DataLoader(mode.make_dataset(cfg), batch_size=1,
+                                                  sampler=[(0, 0)])))
+    torch.manual_seed(1)
+    losses, _ = mode.train_step(batch)
+    return losses, {f"{n}.{k}": p.grad.float().clone() for n, net in mode.nets.items()
+                    for k, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("mode_name", ["pix2pix", "cycle"])
+def test_bf16_training_step_tracks_fp32(mode_name, aligned_dir, unpaired_dirs, tmp_path):
+    """One step under bf16 autocast, channels_last and the fast norm, against the fp32 step.
+
+    Tolerances: losses within 2%; each network's whole gradient at cosine >= 0.98 to fp32's for the
+    discriminators (smooth losses), >= 0.8 for the generators, whose gradients are dominated by L1
+    terms: sign(output - target) flips wherever bf16 and fp32 outputs straddle the target. (Measured:
+    D 0.990-0.997, G 0.87-0.95.)
+    """
+    data = unpaired_dirs if mode_name == "cycle" else aligned_dir
+    fp32_losses, fp32_grads = _one_step_grads(mode_name, Runtime(CPU), data, tmp_path / "a")
+    bf16_losses, bf16_grads = _one_step_grads(mode_name, BF16, data, tmp_path / "b")
+    assert fp32_grads.keys() == bf16_grads.keys()
+    for k in fp32_losses:
+        assert abs(float(bf16_losses[k]) - float(fp32_losses[k])) <= 0.02 * abs(float(fp32_losses[k])) + 1e-3, k
+    for net in {k.split(".")[0] for k in fp32_grads}:
+        keys = [k for k in fp32_grads if k.split(".")[0] == net]
+        a, b = (torch.cat([grads[k].flatten() for k in keys]) for grads in (fp32_grads, bf16_grads))
+        assert F.cosine_similarity(a, b, 0) >= (0.98 if net.startswith("D") else 0.8), net
+
+
+def test_precision_device_and_threads_options():
+    with pytest.raises(UsageError, match="--precision"):
+        resolve("cpu", "fp16")
+    with pytest.raises(UsageError, match="--device"):
+        resolve("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA device"):
+            resolve("cuda")
+    with pytest.raises(UsageError, match="--threads"):
+        pick_threads(0)
+    assert pick_threads(3) == 3
+    rt = resolve("cpu", "fp32", threads=1)
+    assert torch.get_num_threads() == 1 and rt.describe() == "cpu, fp32, 1 thread"
+
+
+def test_auto_threads_leave_busy_cpus_alone(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert pick_threads() == 3
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert pick_threads() == 1
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from i2i import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert resolve("cpu", "auto", threads=1).bf16
+    assert resolve("cpu", "auto", threads=1, training=True).channels_last
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    infer, train = resolve("cpu", "auto", threads=1), resolve("cpu", "auto", threads=1, training=True)
+    assert not infer.bf16 and infer.winograd and infer.fast_layers
+    assert train == Runtime(CPU, threads=1)  # training on such CPUs: the plain fp32 path
+
+
+def test_bf16_training_run_saves_loadable_weights(aligned_dir, tmp_path):
+    from conftest import tiny_config
+
+    from i2i.train import train
+    from i2i.translate import load_translator
+
+    cfg = tiny_config(aligned_dir, tmp_path, max_steps=2, precision="bf16", threads=1)
+    run = train(cfg)
+    t = load_translator(run, runtime=resolve("cpu", "fp32", threads=1))
+    assert all(p.is_contiguous() for p in t.net.parameters())
+    assert t(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
