@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,23 +58,36 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def busy_cpus(samples: int = 5) -> int:
+    """Runnable tasks besides this process right now: the median of a few snapshots of the running
+    count in /proc/loadavg (the 1-minute load average would still count work that just ended)."""
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            try:
+                return round(os.getloadavg()[0])
+            except (OSError, AttributeError):
+                return 0
+        time.sleep(0.01)
+    return sorted(counts)[len(counts) // 2]
+
+
 def pick_threads(requested: int | None = None) -> int:
     """Compute threads for this process: ``requested``, or the CPUs not already busy.
 
     On a 2-core machine shared with another CPU-bound process, one thread ran a CycleGAN step 3.6x
-    faster than two (the threads wait on each other while one is descheduled), so auto mode subtracts
-    the current 1-minute load from the CPUs this process may use.
+    faster than two (the threads wait on each other while one is descheduled), so auto mode leaves
+    out the CPUs that other running tasks occupy.
     """
     if requested is not None:
         if requested < 1:
             raise UsageError(f"--threads must be at least 1, not {requested}")
         return requested
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cpus, cpus - busy))
+    return max(1, min(cpus, cpus - busy_cpus()))
 
 
 @dataclass(frozen=True)

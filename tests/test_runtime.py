@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from i2i import nets
 from i2i.errors import UsageError
 from i2i.nets.fast_layers import FastInstanceNorm2d, NNPackConv2d, nnpack_available, use_fast_layers
-from i2i.runtime import Runtime, pick_threads, resolve
+from i2i.runtime import Runtime, busy_cpus, pick_threads, resolve
 
 CPU = torch.device("cpu")
 BF16 = Runtime(CPU, torch.bfloat16, channels_last=True, fast_layers=True)
@@ -168,11 +168,28 @@ def test_precision_device_and_threads_options():
 def test_auto_threads_leave_busy_cpus_alone(monkeypatch):
     import os
 
+    from i2i import runtime
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    monkeypatch.setattr(runtime, "busy_cpus", lambda: 1)
     assert pick_threads() == 3
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    monkeypatch.setattr(runtime, "busy_cpus", lambda: 9)
     assert pick_threads() == 1
+
+
+def test_busy_cpus_counts_other_running_tasks():
+    import subprocess
+    import sys
+    import time
+
+    before = busy_cpus()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        assert busy_cpus() >= min(before + 1, 2)
+    finally:
+        for p in spinners:
+            p.kill()
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
