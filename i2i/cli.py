@@ -85,6 +85,7 @@ DEVICE_HELP = "auto, cpu, cuda or mps. [default: auto: a GPU when there is one]"
 PRECISION_HELP = ("auto, fp32 or bf16. auto: bf16 where the GPU or CPU computes it natively (AMX, AVX512-BF16), "
                   "else fp32 with faster kernels for inference; fp32: the plain reference path. [default: auto]")
 THREADS_HELP = "CPU threads. [default: the CPUs not busy with other work]"
+MAX_PIXELS_HELP = "Refuse images larger than this many pixels (a decompression-bomb guard). [default: 89478485]"
 COMPILE_HELP = "torch.compile the networks (slow to start; pays off on long GPU runs)."
 
 
@@ -166,6 +167,8 @@ def train(
     save_every: Optional[int] = typer.Option(None, help="Save a checkpoint every N steps. [default: 1000]"),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
     workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
+    strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files instead of skipping them."),
+    max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -188,7 +191,7 @@ def train(
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
         save_every=save_every, sample_every=sample_every, workers=workers, device=device, precision=precision,
-        threads=threads, compile=True if compile else None,
+        threads=threads, compile=True if compile else None, strict=True if strict else None, max_pixels=max_pixels,
     )
     if resume:
         if name is None:
@@ -225,6 +228,7 @@ def translate(
     ab: bool = typer.Option(False, "--ab", help="Inputs are side-by-side A|B pairs (like facades/test): translate the half the model takes."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
     checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where to look for the newest run."),
+    max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -239,6 +243,9 @@ def translate(
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    from .data.images import set_max_pixels
+
+    set_max_pixels(max_pixels)
     runtime = resolve(device, precision, threads, compile)
     translator = load_translator(model, direction, checkpoints_dir, runtime, eval_mode=not no_eval)
     err.print(f"model: {translator.source} ({translator.spec['name']}"

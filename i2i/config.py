@@ -71,6 +71,8 @@ class TrainConfig:
     flip: bool = True
     serial_batches: bool = False  # unpaired: take B in order instead of at random
     workers: int = 2
+    strict: bool = False  # bad or unmatched files are an error instead of being skipped
+    max_pixels: int | None = None  # images above this many pixels are refused (None: Pillow's 89M)
     # run control
     seed: int | None = None
     max_steps: int | None = None

@@ -21,6 +21,7 @@ import torch
 
 from . import modes
 from .config import TrainConfig, validate
+from .data.images import set_max_pixels
 from .errors import I2IError, UsageError
 from .runs import Run
 from .runtime import resolve
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # options that may change when resuming; everything else comes from the run's config.json
 RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
-                       "device", "precision", "threads", "compile")
+                       "device", "precision", "threads", "compile", "strict", "max_pixels")
 
 
 class Observer(Protocol):
@@ -145,6 +146,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
     device = runtime.device
     mode_cls = modes.mode_class(cfg.mode)
+    set_max_pixels(cfg.max_pixels)
     dataset = mode_cls.make_dataset(cfg)
     if len(dataset) < cfg.batch_size:
         raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")

@@ -85,8 +85,9 @@ def test_two_folders_matched_by_stem(tmp_path):
     item = ds[(0, 0)]
     assert item["A"].shape == item["B"].shape == (3, 16, 16)
     random_image(16, 16).save(tmp_path / "A" / "y.png")
+    assert len(PairedDataset(tmp_path / "A", tmp_path / "B")) == 1  # the unmatched file is skipped
     with pytest.raises(UsageError, match="no partner"):
-        PairedDataset(tmp_path / "A", tmp_path / "B")
+        PairedDataset(tmp_path / "A", tmp_path / "B", strict=True)
 
 
 def test_odd_width_is_an_error(tmp_path):
@@ -108,7 +109,7 @@ def test_file_going_bad_mid_training_is_skipped(aligned_dir, caplog):
     ds.items[0][0].write_bytes(b"garbage")
     item = ds[(0, 0)]
     assert item["path"] != str(ds.items[0][0])
-    assert "cannot read image" in caplog.text
+    assert "0.png: not an image" in caplog.text
 
 
 def test_empty_and_missing_folders(tmp_path):

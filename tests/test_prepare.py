@@ -114,7 +114,7 @@ def test_combine_reports_unmatched_and_unreadable(tmp_path):
     assert files(tmp_path / "out") == ["ok.png"]
     assert rep.unmatched == ["only_a.png", "sub/only_b.png"]
     assert [p for p, _ in rep.skipped] == [str(tmp_path / "A/bad.jpg")]
-    assert "cannot read image" in rep.skipped[0][1]
+    assert "not an image" in rep.skipped[0][1]
 
 
 def test_split_ab_skips_odd_width_and_unreadable(tmp_path):

@@ -19,9 +19,9 @@ from .unpaired import readable_images
 class ImageFolder(torch.utils.data.Dataset):
     """Items are dicts ``{"A": image tensor, "label": class index (0 without classes), "path": str}``."""
 
-    def __init__(self, root, channels=3, transform=None, conditional=False):
+    def __init__(self, root, channels=3, transform=None, conditional=False, strict=False):
         self.root = Path(root)
-        self.files = readable_images(root, "--a")
+        self.files = readable_images(root, "--a", strict)
         self.channels, self.transform = channels, transform
         self.classes: list[str] = []
         self.labels = [0] * len(self.files)
@@ -56,7 +56,7 @@ def class_folder(cfg, flip: bool) -> ImageFolder:
     must find the same ones)."""
     from .transforms import SquareAugment
 
-    data = ImageFolder(cfg.a, cfg.output_nc, SquareAugment(cfg.image_size, flip), cfg.conditional)
+    data = ImageFolder(cfg.a, cfg.output_nc, SquareAugment(cfg.image_size, flip), cfg.conditional, cfg.strict)
     if cfg.classes is not None and cfg.classes != data.classes:
         raise UsageError(f"{cfg.a}: the class folders changed since the run started "
                          f"({', '.join(cfg.classes)} then, {', '.join(data.classes)} now)")

@@ -1,7 +1,11 @@
 """The one image loader and writer that every command uses.
 
-Reading applies EXIF orientation and converts to RGB or grayscale; writing is atomic (temp file,
-then rename) and picks the format from the file extension, so JPEG in gives JPEG out.
+Reading applies EXIF orientation and converts to RGB or grayscale (from modes 1, L, LA, P, RGB,
+RGBA, CMYK, I;16 and I); writing is atomic (temp file, then rename) and picks the format from the
+file extension, so JPEG in gives JPEG out. Every failure is an :class:`ImageError` naming the file.
+
+Images larger than :data:`MAX_PIXELS` (Pillow's decompression-bomb limit, 89 megapixels by default)
+are refused before they are decoded; ``--max-pixels`` raises the limit.
 """
 
 from __future__ import annotations
@@ -14,13 +18,29 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..errors import ImageError, UsageError
 from ..io import atomic_write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89478485  # Pillow's: about 1/4 GB as RGB bytes
+MAX_PIXELS = DEFAULT_MAX_PIXELS
+Image.MAX_IMAGE_PIXELS = None  # the check below replaces Pillow's warning-then-error with one clear error
+
+
+def set_max_pixels(n: int | None) -> None:
+    """Raise (or lower) the pixel limit for images read from now on (``None``: the default)."""
+    global MAX_PIXELS
+    MAX_PIXELS = n or DEFAULT_MAX_PIXELS
+
+
+def _check_pixels(path, size: tuple[int, int]) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f} "
+                         f"(a guard against decompression bombs); pass --max-pixels {w * h} if the file is trusted")
 
 
 def is_image_file(path: Path) -> bool:
@@ -46,12 +66,72 @@ def open_image(path: str | Path) -> Image.Image:
     """Open and decode an image, upright (EXIF orientation applied), in its own mode."""
     try:
         with Image.open(path) as img:
+            _check_pixels(path, img.size)
             img.load()
             return ImageOps.exif_transpose(img)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
+            Image.DecompressionBombError) as e:
+        if isinstance(e, UnidentifiedImageError):
+            reason = "not an image (its contents are not a format Pillow reads)"
+        elif "truncated" in str(e):
+            reason = "truncated: the file ends early"
+        else:
+            reason = f"cannot read image ({e})"
+        raise ImageError(f"{path}: {reason}; remove or replace the file") from None
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """A quick check that ``path`` is a complete image without decoding it; returns (width, height).
+
+    Catches empty files, non-images, images over the pixel limit, and JPEG and PNG files cut short
+    (their end markers are missing). Raises :class:`ImageError` naming the file.
+    """
+    path = Path(path)
+    try:
+        length = path.stat().st_size
+        if length == 0:
+            raise ImageError(f"{path}: empty file (0 bytes); remove or replace the file")
+        with Image.open(path) as img:
+            size, fmt = img.size, img.format
+        _check_pixels(path, size)
+        ends = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}.get(fmt)
+        if ends:
+            with open(path, "rb") as f:
+                f.seek(max(0, length - 1024))
+                if ends not in f.read():
+                    raise ImageError(f"{path}: truncated: the {fmt} file ends early; remove or replace the file")
+        return size
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (its contents are not a format Pillow reads); remove it") from None
+    except Exception as e:  # noqa: BLE001  (any decoder error means the file is unusable)
         raise ImageError(f"{path}: cannot read image ({e}); remove or replace the file") from None
+
+
+def scan_images(paths: list[Path], where: str, strict: bool = False) -> list[Path]:
+    """The paths that pass :func:`check_image`. The others are reported (a count and the first few)
+    and skipped, or with ``strict`` are an error."""
+    good, bad = [], []
+    for p in paths:
+        try:
+            check_image(p)
+            good.append(p)
+        except ImageError as e:
+            bad.append(str(e))
+    if bad and strict:
+        raise UsageError(f"{bad[0]} ({len(bad)} bad file(s) in {where}; drop --strict to skip them)")
+    for message in bad[:5]:
+        log.warning("skipping %s", message)
+    if bad:
+        log.warning("skipped %d unreadable image(s) of %d in %s", len(bad), len(paths), where)
+    return good
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:

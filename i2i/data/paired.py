@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..errors import UsageError
-from .images import image_to_array, list_images, load_image, read_with_fallback, to_mode
+from .images import check_image, image_to_array, list_images, load_image, read_with_fallback, scan_images, to_mode
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,20 @@ def resolve_paired(a: str | Path, b: str | Path | None = None) -> tuple[Path, Pa
     return a, None
 
 
-def match_pairs(root_a: Path, root_b: Path) -> list[tuple[Path, Path]]:
-    """Pair files of two folders by relative path without extension; any unmatched file is an error."""
+def match_pairs(root_a: Path, root_b: Path, strict: bool = False) -> list[tuple[Path, Path]]:
+    """Pair files of two folders by relative path without extension. Unmatched files are reported
+    and skipped (with ``strict``, an error)."""
     files_a = {_stem_key(p, root_a): p for p in list_images(root_a)}
     files_b = {_stem_key(p, root_b): p for p in list_images(root_b)}
     only_a, only_b = sorted(files_a.keys() - files_b.keys()), sorted(files_b.keys() - files_a.keys())
-    if only_a or only_b:
-        side, root, names = ("A", root_a, only_a) if only_a else ("B", root_b, only_b)
-        other = root_b if side == "A" else root_a
-        raise UsageError(
-            f"{root}: {len(names)} file(s) have no partner in {other} (first: {names[0]}); "
-            "give both files the same name or move the extra ones out"
-        )
-    return [(files_a[k], files_b[k]) for k in sorted(files_a)]
+    for side, root, other, names in (("A", root_a, root_b, only_a), ("B", root_b, root_a, only_b)):
+        if not names:
+            continue
+        message = f"{root}: {len(names)} file(s) have no partner in {other} (first: {names[0]})"
+        if strict:
+            raise UsageError(f"{message}; give both files the same name, or drop --strict to skip them")
+        log.warning("skipping unmatched files: %s", message)
+    return [(files_a[k], files_b[k]) for k in sorted(files_a.keys() & files_b.keys())]
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -62,7 +63,7 @@ class PairedDataset(torch.utils.data.Dataset):
     ``(index, seed)`` pairs from :class:`~i2i.data.transforms.EpochSampler`.
     """
 
-    def __init__(self, a, b=None, direction="AtoB", input_nc=3, output_nc=3, transform=None):
+    def __init__(self, a, b=None, direction="AtoB", input_nc=3, output_nc=3, transform=None, strict=False):
         root_a, root_b = resolve_paired(a, b)
         self.aligned = root_b is None
         self.direction, self.input_nc, self.output_nc = direction, input_nc, output_nc
@@ -71,35 +72,26 @@ class PairedDataset(torch.utils.data.Dataset):
             files = list_images(root_a)
             self.items = [(p, None) for p in files]
         else:
-            self.items = match_pairs(root_a, root_b)
+            self.items = match_pairs(root_a, root_b, strict)
         if not self.items:
             raise UsageError(f"{root_a}: no images found; expected .jpg/.png files (see datasets/README.md)")
-        self.items = self._scan(self.items)
+        self.items = self._scan(self.items, strict)
 
-    def _scan(self, items):
-        """Read every header once: report unreadable files (skipped) and odd-width A|B images (an error)."""
-        good, bad = [], []
-        for pa, pb in items:
-            try:
-                for p in (pa, pb) if pb is not None else (pa,):
-                    with Image.open(p) as img:
-                        width = img.size[0]
-                    if pb is None and width % 2:
-                        raise UsageError(f"{p}: width {width} is odd, so it is not an A|B pair; "
-                                         "crop it to an even width or use separate A/ and B/ folders")
-            except UsageError:
-                raise
-            except Exception as e:  # noqa: BLE001  (any decoder error means the file is unusable)
-                bad.append((pa, e))
-                continue
-            good.append((pa, pb))
-        for p, e in bad[:5]:
-            log.warning("skipping unreadable image %s (%s)", p, e)
-        if bad:
-            log.warning("skipped %d unreadable image(s) of %d", len(bad), len(items))
-        if not good:
+    def _scan(self, items, strict: bool):
+        """Check every file once (see :func:`~i2i.data.images.scan_images`): bad ones are skipped with
+        their pair (or with ``strict``, an error); an odd-width A|B image is an error."""
+        files = [p for pair in items for p in pair if p is not None]
+        good = set(scan_images(files, str(items[0][0].parent), strict))
+        kept = [(pa, pb) for pa, pb in items if pa in good and (pb is None or pb in good)]
+        for pa, pb in kept:
+            if pb is None:
+                width = check_image(pa)[0]
+                if width % 2:
+                    raise UsageError(f"{pa}: width {width} is odd, so it is not an A|B pair; "
+                                     "crop it to an even width or use separate A/ and B/ folders")
+        if not kept:
             raise UsageError(f"{items[0][0].parent}: none of the {len(items)} images can be read")
-        return good
+        return kept
 
     def __len__(self) -> int:
         return len(self.items)

@@ -12,34 +12,22 @@ import random
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from ..errors import UsageError
-from .images import image_to_array, list_images, load_image, read_with_fallback
+from .images import image_to_array, list_images, load_image, read_with_fallback, scan_images
 
 log = logging.getLogger(__name__)
 
 
-def readable_images(root: str | Path, option: str) -> list[Path]:
-    """The images of one folder, checked once by header: unreadable ones are reported and skipped."""
+def readable_images(root: str | Path, option: str, strict: bool = False) -> list[Path]:
+    """The images of one folder, each checked once (see :func:`~i2i.data.images.scan_images`)."""
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{option} {root}: no such folder; give a folder of images")
     files = list_images(root)
     if not files:
         raise UsageError(f"{option} {root}: no images found; expected .jpg/.png files (see datasets/README.md)")
-    good, bad = [], []
-    for p in files:
-        try:
-            with Image.open(p) as img:
-                img.size  # noqa: B018  (reading the header is the check)
-            good.append(p)
-        except Exception as e:  # noqa: BLE001
-            bad.append((p, e))
-    for p, e in bad[:5]:
-        log.warning("skipping unreadable image %s (%s)", p, e)
-    if bad:
-        log.warning("skipped %d unreadable image(s) of %d in %s", len(bad), len(files), root)
+    good = scan_images(files, f"{option} {root}", strict)
     if not good:
         raise UsageError(f"{option} {root}: none of the {len(files)} images can be read")
     return good
@@ -48,10 +36,10 @@ def readable_images(root: str | Path, option: str) -> list[Path]:
 class UnpairedDataset(torch.utils.data.Dataset):
     """Items are dicts ``{"A": image of domain A, "B": image of domain B, "path": A's path}``."""
 
-    def __init__(self, a, b, input_nc=3, output_nc=3, transform=None, serial=False):
+    def __init__(self, a, b, input_nc=3, output_nc=3, transform=None, serial=False, strict=False):
         if b is None:
             raise UsageError("unpaired training needs two folders: --a DOMAIN_A/ --b DOMAIN_B/")
-        self.files_a, self.files_b = readable_images(a, "--a"), readable_images(b, "--b")
+        self.files_a, self.files_b = readable_images(a, "--a", strict), readable_images(b, "--b", strict)
         self.input_nc, self.output_nc, self.transform, self.serial = input_nc, output_nc, transform, serial
 
     def __len__(self) -> int:

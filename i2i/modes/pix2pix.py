@@ -35,7 +35,7 @@ class Pix2Pix(AdversarialMode):
 
     @staticmethod
     def make_dataset(cfg) -> PairedDataset:
-        return PairedDataset(cfg.a, cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc, augment(cfg))
+        return PairedDataset(cfg.a, cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc, augment(cfg), cfg.strict)
 
     def forward(self, batch):
         return {"fake_B": self.G(batch["A"])}

@@ -36,7 +36,8 @@ class TwoWayMode(AdversarialMode):
     @staticmethod
     def make_dataset(cfg) -> UnpairedDataset:
         a, b = (cfg.a, cfg.b) if cfg.direction == "AtoB" else (cfg.b, cfg.a)
-        return UnpairedDataset(a, b, cfg.input_nc, cfg.output_nc, augment(cfg), serial=cfg.serial_batches)
+        return UnpairedDataset(a, b, cfg.input_nc, cfg.output_nc, augment(cfg), serial=cfg.serial_batches,
+                               strict=cfg.strict)
 
     def forward(self, batch):
         fake_B = self.G_A(batch["A"])
