@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import nets
-from .data.images import list_images, open_image, save_image, to_mode
+from .data.images import DEEP_FORMATS, DEEP_MODES, deep_to_array, list_images, open_image, save_image, save_image16, to_mode
 from .errors import I2IError, ImageError, UsageError
 from .runs import Run, load_weights, newest_run
 from .runtime import Runtime, resolve
@@ -213,14 +213,20 @@ def input_half(img: Image.Image, direction: str | None, path: Path) -> Image.Ima
     return img.crop((w // 2, 0, w, h)) if direction == "BtoA" else img.crop((0, 0, w // 2, h))
 
 
-def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None]:
-    """Model input tensor for ``img`` and its alpha channel (or None)."""
+def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None, bool]:
+    """Model input tensor for ``img``, its alpha channel (or None), and whether it is 16-bit
+    grayscale (read without rounding to 8 bits)."""
+    if img.mode in DEEP_MODES:
+        if size:
+            img = Image.fromarray(deep_to_array(img)).resize((size, size), Image.BICUBIC)
+        x = torch.from_numpy(deep_to_array(img) if img.mode != "F" else np.asarray(img).clip(0, 1))
+        return (x * 2 - 1)[None].expand(channels, -1, -1).contiguous(), None, True
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
     img = to_mode(img, channels)
     if size:
         img = img.resize((size, size), Image.BICUBIC)
         alpha = alpha.resize((size, size), Image.BICUBIC) if alpha is not None else None
-    return image_to_tensor(img), alpha
+    return image_to_tensor(img), alpha, False
 
 
 def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None):
@@ -230,7 +236,12 @@ def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | 
     return prepare_image(img, channels, size)
 
 
-def _write(y: torch.Tensor, alpha: Image.Image | None, dst: Path) -> None:
+def _write(y: torch.Tensor, alpha: Image.Image | None, deep: bool, dst: Path) -> None:
+    """Write one output: 16-bit where the input was and the format allows, else 8-bit with alpha."""
+    if deep and dst.suffix.lower() in DEEP_FORMATS:
+        arr = ((y.float().clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
+        save_image16(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0), dst)
+        return
     img = tensor_to_image(y)
     if alpha is not None and dst.suffix.lower() in ALPHA_FORMATS:
         img = img.convert("RGBA" if img.mode == "RGB" else "LA")
@@ -275,7 +286,7 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
         progress(done, total)
 
     window = 2 * batch_size + io_threads  # reads and writes in flight
-    pending: list[tuple[Job, torch.Tensor, Image.Image | None]] = []
+    pending: list[tuple[Job, torch.Tensor, Image.Image | None, bool]] = []
     reads: deque[tuple[Job, Future]] = deque()
     writes: deque[tuple[Job, Future]] = deque()
     queue = iter(todo)
@@ -295,9 +306,9 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
 
     def flush():
         if pending:
-            outputs = translator(torch.stack([t for _, t, _ in pending]))
-            for (job, _, alpha), y in zip(pending, outputs):
-                writes.append((job, pool.submit(_write, y, alpha, job.dst)))
+            outputs = translator(torch.stack([t for _, t, _, _ in pending]))
+            for (job, _, alpha, deep), y in zip(pending, outputs):
+                writes.append((job, pool.submit(_write, y, alpha, deep, job.dst)))
             pending.clear()
         finish_writes(keep=window)
 
@@ -309,14 +320,14 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
             for nxt in itertools.islice(queue, 1):
                 reads.append((nxt, pool.submit(_read, nxt, translator.in_channels, size, ab, translator.direction)))
             try:
-                x, alpha = fut.result()
+                x, alpha, deep = fut.result()
             except ImageError as e:
                 summary.failed.append((job.src, str(e)))
                 done += 1
                 continue
             if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
                 flush()
-            pending.append((job, x, alpha))
+            pending.append((job, x, alpha, deep))
         flush()
         finish_writes(keep=0)
     return summary

@@ -76,7 +76,8 @@ def open_image(path: str | Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
             Image.DecompressionBombError) as e:
         if isinstance(e, UnidentifiedImageError):
-            reason = "not an image (its contents are not a format Pillow reads)"
+            empty = Path(path).stat().st_size == 0
+            reason = "empty file (0 bytes)" if empty else "not an image (its contents are not a format Pillow reads)"
         elif "truncated" in str(e):
             reason = "truncated: the file ends early"
         else:
@@ -168,6 +169,34 @@ def save_image(img: Image.Image, path: str | Path, quality: int = 95) -> Path:
         img = img.convert("RGB")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I")  # 16-bit (and 32-bit integer) grayscale
+DEEP_FORMATS = {".png", ".tif", ".tiff"}  # outputs that can hold 16 bits per channel
+
+
+def deep_to_array(img: Image.Image) -> np.ndarray:
+    """A 16-bit (or 32-bit integer) grayscale image as float32 HxW in [0, 1], no 8-bit rounding."""
+    arr = np.asarray(img, dtype=np.float32)
+    top = 255.0 if img.mode == "I" and arr.max() <= 255 else 65535.0
+    return np.clip(arr / top, 0.0, 1.0)
+
+
+def save_image16(arr: np.ndarray, path: str | Path) -> Path:
+    """Write a uint16 HxW or HxWx3 array as a 16-bit PNG or TIFF, atomically."""
+    path = Path(path)
+    if path.suffix.lower() not in DEEP_FORMATS:
+        raise ImageError(f"{path}: 16-bit output needs .png or .tif")
+    if arr.ndim == 2:
+        img = Image.fromarray(arr.astype(np.uint16))  # mode I;16
+        fmt = "PNG" if path.suffix.lower() == ".png" else "TIFF"
+        return atomic_write(path, lambda tmp: img.save(tmp, format=fmt))
+    import cv2  # Pillow has no 16-bit RGB mode; OpenCV (installed with albumentations) writes one
+
+    ok, data = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(arr[:, :, ::-1].astype(np.uint16)))
+    if not ok:
+        raise ImageError(f"{path}: cannot encode a 16-bit image")
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
 
 
 def read_with_fallback(read: Callable[[int], T], index: int, count: int, where) -> tuple[T, int]:
