@@ -165,6 +165,7 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed repeats a run. [default: random, recorded]"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
     save_every: Optional[int] = typer.Option(None, help="Save a checkpoint every N steps. [default: 1000]"),
+    log_every: Optional[int] = typer.Option(None, help="Append the losses to log.jsonl every N steps. [default: 10]"),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
     workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files instead of skipping them."),
@@ -190,12 +191,15 @@ def train(
         likelihood=likelihood, sigma=sigma, learn_sigma=True if learn_sigma else None, gamma=gamma, holdout=holdout, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
         lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
-        save_every=save_every, sample_every=sample_every, workers=workers, device=device, precision=precision,
+        save_every=save_every, sample_every=sample_every, log_every=log_every, workers=workers, device=device, precision=precision,
         threads=threads, compile=True if compile else None, strict=True if strict else None, max_pixels=max_pixels,
     )
     if resume:
         if name is None:
             raise UsageError("--resume needs --name: the run to continue")
+        from .config import check_run_name
+
+        check_run_name(name)
         cfg = resume_config(checkpoints_dir / name, mode=mode, **options)
     else:
         if a is None:

@@ -181,10 +181,10 @@ def validate(cfg: TrainConfig) -> None:
           "--epochs and --epochs-decay must be >= 0 with at least one epoch in total")
     check(cfg.lr > 0, "--lr must be positive")
     check(cfg.max_steps is None or cfg.max_steps >= 1, "--max-steps must be at least 1")
-    check(cfg.save_every >= 1, "--save-every must be at least 1")
+    check(cfg.save_every >= 1 and cfg.sample_every >= 1 and cfg.log_every >= 1,
+          "--save-every, --sample-every and --log-every must be at least 1")
     check(cfg.input_nc in (1, 3) and cfg.output_nc in (1, 3), "--input-nc and --output-nc must be 1 or 3")
-    check(bool(cfg.name) and "/" not in cfg.name and not cfg.name.startswith("."),
-          "--name must be a plain folder name such as facades_label2photo")
+    check_run_name(cfg.name)
     if cfg.preprocess in ("resize_and_crop", "scale_width_and_crop"):
         check(cfg.crop_size <= cfg.load_size, f"--crop-size {cfg.crop_size} is larger than --load-size {cfg.load_size}")
     check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
@@ -199,6 +199,13 @@ def validate(cfg: TrainConfig) -> None:
         multiple = generator_multiple(cfg.net_g)
         check(cfg.crop_size % multiple == 0,
               f"--crop-size {cfg.crop_size} does not suit --net-g {cfg.net_g}, which needs a multiple of {multiple}")
+
+
+def check_run_name(name: str) -> None:
+    """Run names are plain folder names: nothing that could escape --checkpoints-dir."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise UsageError(f"--name {name!r}: must be a plain folder name such as facades_label2photo "
+                         "(no slashes, no leading dot)")
 
 
 def generator_multiple(net_g: str, **kwargs) -> int:

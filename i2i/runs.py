@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
+CONFIG_FORMAT = 1  # bump when config.json changes in a way older readers would misread
 
 
 def save_weights(path: Path, module: torch.nn.Module, spec: dict) -> Path:
@@ -66,16 +67,30 @@ class Run:
         return self.config_path.is_file()
 
     def read_config(self) -> dict:
+        """The run's config.json; refuses files from a newer i2i or of an unknown format."""
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
+            doc = json.loads(self.config_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(f"{self.path}: not an i2i run folder (no {CONFIG_FILE})") from None
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise I2IError(f"{self.config_path}: damaged ({e})") from None
+        if not isinstance(doc, dict):
+            raise I2IError(f"{self.config_path}: not an i2i config (expected a JSON object)")
+        fmt = doc.get("format", 1)  # files from before the field existed are format 1
+        if not isinstance(fmt, int) or fmt < 1:
+            raise I2IError(f"{self.config_path}: unknown config format {fmt!r}; it was not written by i2i")
+        if fmt > CONFIG_FORMAT:
+            made_by = doc.get("i2i_version", "a newer i2i")
+            raise I2IError(f"{self.config_path}: written by i2i {made_by} in config format {fmt}, newer than this "
+                           f"i2i reads ({CONFIG_FORMAT}); upgrade i2i to use this run")
+        return doc
 
     def write_config(self, cfg, translators: dict[str, str], specs: dict[str, dict]) -> None:
         """``translators``: direction -> generator name; ``specs``: generator name -> create() args."""
+        from . import __version__
+
         doc = json.loads(cfg.to_json())
+        doc["format"], doc["i2i_version"] = CONFIG_FORMAT, __version__
         doc["generators"] = {
             name: {"file": f"{name}.safetensors", "spec": specs[name],
                    "directions": [d for d, n in translators.items() if n == name]}
@@ -94,7 +109,11 @@ class Run:
         try:
             return torch.load(self.state_path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
-            raise I2IError(f"{self.state_path}: cannot be read ({e})") from None
+            if "Weights only load failed" in str(e):
+                raise I2IError(f"{self.state_path}: holds pickled objects, not only tensors; refused, since loading "
+                               "it could run code (i2i's own checkpoints never need that)") from None
+            raise I2IError(f"{self.state_path}: cannot be read ({str(e).splitlines()[0]}); "
+                           "delete it to restart the run from its weights") from None
 
     def append_log(self, record: dict) -> None:
         with open(self.log_path, "a", encoding="utf-8") as f:
