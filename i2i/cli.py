@@ -52,6 +52,11 @@ def cli_errors(fn):
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as e:
+            from .errors import os_error_message
+
+            err.print(f"[bold red]error:[/] {os_error_message(e)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except Exception as e:  # noqa: BLE001
             if os.environ.get("I2I_DEBUG"):
                 raise

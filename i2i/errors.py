@@ -16,3 +16,18 @@ class UsageError(I2IError):
 
 class ImageError(I2IError):
     """An image that cannot be read or written."""
+
+
+# errors that mean no later file can be written either: stop instead of failing file after file
+FATAL_WRITE_ERRNOS = {28, 122, 30, 13, 1}  # ENOSPC, EDQUOT, EROFS, EACCES, EPERM
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError: the file, what went wrong, and what to do."""
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    hints = {28: "the disk is full; free some space and run the command again",
+             122: "the disk quota is exceeded; free some space and run the command again",
+             30: "the file system is read-only; choose another folder",
+             13: "permission denied; choose a folder you can write to",
+             1: "operation not permitted; choose a folder you can write to"}
+    return f"{where}{hints.get(e.errno, e.strerror or str(e))}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import logging
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from PIL import Image
 
 from . import nets
 from .data.images import DEEP_FORMATS, DEEP_MODES, deep_to_array, list_images, open_image, save_image, save_image16, to_mode
-from .errors import I2IError, ImageError, UsageError
+from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, os_error_message
 from .runs import Run, load_weights, newest_run
 from .runtime import Runtime, resolve
 
@@ -272,6 +273,12 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
     jobs, out_dir = plan(inputs, out, run_name)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out_dir}: cannot create the folder ({os_error_message(e)})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise UsageError(f"--out {out_dir}: permission denied; choose a folder you can write to")
     summary = Summary(out_dir)
     todo = []
     for job in jobs:
@@ -298,7 +305,12 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
             try:
                 fut.result()
                 summary.written += 1
-            except (ImageError, OSError) as e:
+            except OSError as e:
+                if e.errno in FATAL_WRITE_ERRNOS:  # every later write would fail the same way
+                    raise I2IError(f"{job.dst}: {os_error_message(e)} ({summary.written} image(s) were "
+                                   "written; rerun the same command to continue)") from None
+                summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
+            except ImageError as e:
                 summary.failed.append((job.dst, str(e)))
             done += 1
             if progress:

@@ -5,6 +5,7 @@ still processed."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -171,3 +172,58 @@ def test_training_scan_skips_the_bad_files_or_stops_with_strict(corpus, tmp_path
     assert f"skipped {len(BAD)} unreadable image(s) of {len(GOOD) + len(BAD)}" in caplog.text
     with pytest.raises(UsageError, match="drop --strict"):
         train(tiny_unpaired_config((corpus, good_b), tmp_path / "strict", strict=True))
+
+
+def _tiny_translator(tmp_path):
+    from i2i import nets
+    from i2i.runs import save_weights
+    from i2i.runtime import resolve
+    from i2i.translate import load_translator
+
+    spec = {"name": "resnet_6blocks", "in_channels": 3, "out_channels": 3, "ngf": 4, "norm": "instance",
+            "dropout": False}
+    save_weights(tmp_path / "G.safetensors", nets.create(**spec), spec)
+    return load_translator(tmp_path / "G.safetensors", runtime=resolve("cpu", "auto", threads=1))
+
+
+def test_full_disk_stops_translate_with_one_message_and_no_partial_files(tmp_path, monkeypatch):
+    import errno
+
+    from i2i.errors import I2IError
+    from i2i.translate import translate_files
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        random_image(W, H, seed=i).save(src / f"{i}.png")
+    translator = _tiny_translator(tmp_path)
+
+    def full_disk(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half a file")  # the write gets part of the way
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    with pytest.raises(I2IError, match="disk is full.*rerun the same command"):
+        translate_files(translator, [str(src)], tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # not even a hidden temp file
+
+
+def test_memory_stays_flat_over_a_long_translate(tmp_path):
+    """RSS after 40 more images is within a few MB of RSS after the first 40 (no growth per image)."""
+    from i2i.translate import translate_files
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):
+        random_image(64, 48, seed=i).save(src / f"{i:03d}.png")
+    translator = _tiny_translator(tmp_path)
+    translate_files(translator, [str(src)], tmp_path / "warm")
+    readings = []
+    for run in range(3):
+        translate_files(translator, [str(src)], tmp_path / f"out{run}")
+        readings.append(rss_mb())
+    assert readings[-1] - readings[0] < 8, readings
