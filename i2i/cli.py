@@ -361,6 +361,14 @@ def _report(report, what: str):
         err.print(f"[yellow]no partner:[/] {rel}", highlight=False, soft_wrap=True)
 
 
+@prepare_app.callback()
+def prepare_options(max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP)):
+    """Lay out datasets: combine A/ and B/ into A|B images, split them, make train/test splits."""
+    from .data.images import set_max_pixels
+
+    set_max_pixels(max_pixels)
+
+
 @prepare_app.command("combine")
 @cli_errors
 def prepare_combine(

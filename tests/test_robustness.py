@@ -62,7 +62,7 @@ def _corpus() -> dict[str, tuple]:
         "truncated.jpg": (lambda p: p.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2]), "truncated"),
         "zero_bytes.png": (lambda p: p.write_bytes(b""), "0 bytes"),
         "text.jpg": (lambda p: p.write_text("this is not an image\n"), "not an image"),
-        "huge_header.png": (lambda p: p.write_bytes(_png_with_header(100_000, 100_000)), "megapixels"),
+        "huge_header.png": (lambda p: p.write_bytes(_png_with_header(100_000, 100_000)), "pixels, over the limit"),
         ".DS_Store": (lambda p: p.write_bytes(b"\0\0\0\1Bud1"), "hidden"),
         "notes.txt": (lambda p: p.write_text("not an image either"), "hidden"),  # not an image extension
     }

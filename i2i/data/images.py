@@ -39,8 +39,8 @@ def set_max_pixels(n: int | None) -> None:
 def _check_pixels(path, size: tuple[int, int]) -> None:
     w, h = size
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f} "
-                         f"(a guard against decompression bombs); pass --max-pixels {w * h} if the file is trusted")
+        raise ImageError(f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {MAX_PIXELS:,} (a guard against "
+                         f"decompression bombs); pass --max-pixels {w * h} if the file is trusted")
 
 
 def is_image_file(path: Path) -> bool:
