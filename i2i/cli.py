@@ -273,6 +273,45 @@ def translate(
         raise I2IError(f"{len(summary.failed)} image(s) could not be translated (listed above)")
 
 
+@app.command("eval")
+@cli_errors
+def eval_command(
+    run: Path = typer.Argument(..., help="A pix2pix, cycle or dual run folder."),
+    a: str = typer.Option(..., "--a", help="pix2pix: test pairs (A|B images, or a folder of A/ and B/). cycle, dual: domain A test images."),
+    b: Optional[str] = typer.Option(None, "--b", help="cycle, dual: domain B test images. pix2pix: the B folder when A and B are separate."),
+    palette: Optional[Path] = typer.Option(None, help="Label colours, one 'R G B' per line: adds pixel and class accuracy and mean IoU for label-map outputs."),
+    inception_weights: Optional[Path] = typer.Option(None, help="pytorch-fid's pt_inception-2015-12-05 weights: adds FID and KID."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", help="auto, fp32 or bf16 (see i2i translate). [default: fp32, so scores do not depend on the machine]"),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+):
+    """Score a run on test images: a table, and eval.json in the run folder."""
+    from rich.table import Table
+
+    from .evaluate import evaluate
+    from .runtime import resolve
+
+    runtime = resolve(device, precision, threads)
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("eval", total=None)
+        record = evaluate(run, a, b, None if palette is None else str(palette),
+                          None if inception_weights is None else str(inception_weights), runtime,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"{run} at step {record['step']}, {record['scores']['images']} images:", highlight=False)
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in record["scores"].items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    console.print(table)
+    if not inception_weights:
+        from .inception import HOW_TO_GET
+
+        err.print(f"no FID/KID: {HOW_TO_GET}", highlight=False, soft_wrap=True)
+    console.print(f"written to [bold]{Path(run) / 'eval.json'}[/]", highlight=False)
+
+
 @app.command()
 @cli_errors
 def sample(

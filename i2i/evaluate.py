@@ -1,0 +1,165 @@
+"""``i2i eval``: score a run's generators on held-out images and write ``eval.json`` in the run folder.
+
+- pix2pix runs, on paired data (A|B images, or A/ and B/ folders): L1, PSNR and SSIM of each output
+  against its target, at the images' own size; with a palette, label-map accuracy and mean IoU.
+- CycleGAN and DualGAN runs, on the two test folders: the round-trip (cycle) L1 and the identity L1
+  of each generator.
+- Either, given pytorch-fid's Inception weights: FID and KID between outputs and real images of the
+  target domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import metrics
+from .data.images import list_images, load_image
+from .errors import UsageError
+from .io import write_json
+from .runs import Run
+from .translate import image_to_tensor, load_translator
+
+log = logging.getLogger(__name__)
+
+EVAL_FILE = "eval.json"
+
+
+def _unit(t: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]"""
+    return (t.float().clamp(-1, 1) + 1) / 2
+
+
+def _rgb8(u: torch.Tensor) -> np.ndarray:
+    """CxHxW in [0, 1] -> HxWx3 uint8"""
+    return (u.expand(3, -1, -1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+class _Distribution:
+    """Inception features of two image sets, for FID and KID."""
+
+    def __init__(self, inception):
+        self.inception, self.fake, self.real = inception, [], []
+
+    def add(self, fake: torch.Tensor, real: torch.Tensor) -> None:
+        if self.inception is not None:
+            self.fake.append(self.inception(_unit(fake).expand(-1, 3, -1, -1)).numpy())
+            self.real.append(self.inception(_unit(real).expand(-1, 3, -1, -1)).numpy())
+
+    def scores(self, prefix: str = "") -> dict[str, float]:
+        if self.inception is None or not self.fake:
+            return {}
+        fake, real = np.concatenate(self.fake), np.concatenate(self.real)
+        if len(fake) < 2:
+            return {}
+        return {f"{prefix}FID": metrics.fid_from_features(fake, real),
+                f"{prefix}KID": metrics.kid_from_features(fake, real, subset_size=min(1000, len(fake)))}
+
+
+def evaluate_paired(translator, a: str, b: str | None, direction: str, palette: np.ndarray | None,
+                    inception, progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    from .data.paired import PairedDataset
+
+    data = PairedDataset(a, b, direction, translator.in_channels, translator.spec.get("out_channels", 3))
+    sums = {"L1": 0.0, "PSNR": 0.0, "SSIM": 0.0}
+    labels = metrics.LabelScores(len(palette)) if palette is not None else None
+    dist = _Distribution(inception)
+    for i in range(len(data)):
+        item = data[(i, 0)]
+        x, target = item["A"][None], item["B"][None]
+        out = translator(x)
+        o, t = _unit(out[0]), _unit(target[0])
+        sums["L1"] += metrics.l1(o, t)
+        sums["PSNR"] += min(metrics.psnr(o, t), 100.0)  # an exact match would be inf: cap it for the mean
+        sums["SSIM"] += metrics.ssim(o, t)
+        if labels is not None:
+            labels.add(metrics.to_labels(_rgb8(o), palette), metrics.to_labels(_rgb8(t), palette))
+        dist.add(out, target)
+        if progress:
+            progress(i + 1, len(data))
+    n = len(data)
+    scores = {k: v / n for k, v in sums.items()}
+    if labels is not None:
+        scores.update(labels.scores())
+    scores.update(dist.scores())
+    scores["images"] = n
+    return scores
+
+
+def _folder_tensors(folder: str, channels: int) -> list[tuple[Path, torch.Tensor]]:
+    from .data.images import scan_images
+
+    if not Path(folder).is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    files = scan_images(list_images(folder), folder)
+    if not files:
+        raise UsageError(f"{folder}: no readable images")
+    return [(f, image_to_tensor(load_image(f, channels))[None]) for f in files]
+
+
+def evaluate_unpaired(run_dir: Path, a: str, b: str, runtime, inception,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    g_ab = load_translator(run_dir, "AtoB", runtime=runtime)
+    g_ba = load_translator(run_dir, "BtoA", runtime=runtime)
+    images_a, images_b = _folder_tensors(a, g_ab.in_channels), _folder_tensors(b, g_ba.in_channels)
+    total, done = len(images_a) + len(images_b), 0
+    scores: dict[str, float] = {}
+    for name, images, forward, backward in (("A", images_a, g_ab, g_ba), ("B", images_b, g_ba, g_ab)):
+        cycle = identity = 0.0
+        dist = _Distribution(inception)
+        others = images_b if name == "A" else images_a
+        for i, (_, x) in enumerate(images):
+            fake = forward(x)
+            cycle += metrics.l1(_unit(backward(fake)), _unit(x))
+            identity += metrics.l1(_unit(backward(x)), _unit(x))  # the generator into x's domain, given x
+            dist.add(fake, others[i % len(others)][1])
+            done += 1
+            if progress:
+                progress(done, total)
+        other = "B" if name == "A" else "A"
+        scores[f"cycle_L1_{name}"] = cycle / len(images)
+        scores[f"identity_L1_{name}"] = identity / len(images)
+        scores.update(dist.scores(prefix=f"{name}to{other}_"))
+    scores["images"] = total
+    return scores
+
+
+def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: str | None = None,
+             inception_weights: str | None = None, runtime=None,
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score the run in ``run_dir`` on ``a`` (and ``b``); write and return the ``eval.json`` record."""
+    run = Run(run_dir)
+    doc = run.read_config()
+    mode = doc.get("mode")
+    if mode in ("gan", "vae", "vaegan"):
+        raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs (pix2pix, cycle, dual)")
+    inception = None
+    if inception_weights:
+        from .inception import load_inception
+
+        inception = load_inception(inception_weights)
+    palette = metrics.read_palette(palette_file) if palette_file else None
+    started = time.perf_counter()
+    if mode in ("cycle", "dual"):
+        if b is None:
+            raise UsageError(f"{run.path} is an unpaired ({mode}) run: give both test folders, --a DIR --b DIR")
+        if palette is not None:
+            raise UsageError("--palette needs paired targets; it scores pix2pix runs")
+        scores = evaluate_unpaired(run.path, a, b, runtime, inception, progress)
+    else:
+        translator = load_translator(run.path, runtime=runtime)
+        scores = evaluate_paired(translator, a, b, doc.get("direction", "AtoB"), palette, inception, progress)
+    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file,
+              "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
+    write_json(run.path / EVAL_FILE, record)
+    return record
+
+
+def _last_step(run: Run) -> int | None:
+    steps = [r["step"] for r in run.read_log() if "step" in r]
+    return max(steps) if steps else None
