@@ -173,6 +173,11 @@ def train(
     log_every: Optional[int] = typer.Option(None, help="Append the losses to log.jsonl every N steps. [default: 10]"),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
     workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
+    val: Optional[Path] = typer.Option(None, help="Validation images: pix2pix pairs, or domain A for cycle and dual. Scores are logged and the best checkpoint kept in <run>/best."),
+    val_b: Optional[Path] = typer.Option(None, help="cycle, dual: domain B validation images."),
+    val_fraction: Optional[float] = typer.Option(None, help="Instead of --val: hold out this fraction of the training images (chosen by the seed)."),
+    val_every: Optional[int] = typer.Option(None, help="Validate every N steps. [default: every epoch]"),
+    best_metric: Optional[str] = typer.Option(None, help="Score that picks <run>/best: L1, PSNR, SSIM, cycle_L1, ... [default: L1; cycle, dual: cycle_L1]"),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files instead of skipping them."),
     max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
@@ -198,6 +203,8 @@ def train(
         flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
         save_every=save_every, sample_every=sample_every, log_every=log_every, workers=workers, device=device, precision=precision,
         threads=threads, compile=True if compile else None, strict=True if strict else None, max_pixels=max_pixels,
+        val=None if val is None else str(val), val_b=None if val_b is None else str(val_b), val_fraction=val_fraction,
+        val_every=val_every, best_metric=best_metric,
     )
     if resume:
         if name is None:

@@ -72,6 +72,12 @@ class TrainConfig:
     serial_batches: bool = False  # unpaired: take B in order instead of at random
     workers: int = 2
     strict: bool = False  # bad or unmatched files are an error instead of being skipped
+    # validation (see i2i/validation.py)
+    val: str | None = None  # pix2pix: pairs; cycle/dual: domain A
+    val_b: str | None = None  # cycle/dual: domain B
+    val_fraction: float = 0.0  # or hold out this fraction of the training images
+    val_every: int | None = None  # steps between validations (None: every epoch)
+    best_metric: str | None = None  # the score that picks the best checkpoint
     max_pixels: int | None = None  # images above this many pixels are refused (None: Pillow's 89M)
     # run control
     seed: int | None = None
@@ -190,6 +196,13 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
     check(cfg.sigma > 0 and cfg.beta >= 0, "--sigma must be positive and --beta at least 0")
     check(0 <= cfg.holdout < 1, "--holdout must be at least 0 and below 1")
+    check(0 <= cfg.val_fraction < 1, "--val-fraction must be at least 0 and below 1")
+    check(not (cfg.val and cfg.val_fraction), "give --val or --val-fraction, not both")
+    check(cfg.val_every is None or cfg.val_every >= 1, "--val-every must be at least 1")
+    if cfg.val or cfg.val_fraction or cfg.val_every:
+        check(cfg.mode in ("pix2pix", "cycle", "dual"), f"--val options score translation runs, not {cfg.mode} runs "
+              "(vae runs report held-out bits per dim with --holdout)")
+        check(bool(cfg.val or cfg.val_fraction), "--val-every needs held-out images: --val DIR or --val-fraction F")
     if cfg.mode in ("gan", "vae", "vaegan"):
         from .nets.dcgan import IMAGE_SIZES
 

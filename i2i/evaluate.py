@@ -61,11 +61,9 @@ class _Distribution:
                 f"{prefix}KID": metrics.kid_from_features(fake, real, subset_size=min(1000, len(fake)))}
 
 
-def evaluate_paired(translator, a: str, b: str | None, direction: str, palette: np.ndarray | None,
-                    inception, progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    from .data.paired import PairedDataset
-
-    data = PairedDataset(a, b, direction, translator.in_channels, translator.spec.get("out_channels", 3))
+def evaluate_paired(translator, data, palette: np.ndarray | None, inception,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """Scores of ``translator`` on ``data``, a :class:`~i2i.data.paired.PairedDataset` without augmentation."""
     sums = {"L1": 0.0, "PSNR": 0.0, "SSIM": 0.0}
     labels = metrics.LabelScores(len(palette)) if palette is not None else None
     dist = _Distribution(inception)
@@ -91,7 +89,13 @@ def evaluate_paired(translator, a: str, b: str | None, direction: str, palette: 
     return scores
 
 
-def _folder_tensors(folder: str, channels: int) -> list[tuple[Path, torch.Tensor]]:
+def paired_data(a: str, b: str | None, direction: str, translator):
+    from .data.paired import PairedDataset
+
+    return PairedDataset(a, b, direction, translator.in_channels, translator.spec.get("out_channels", 3))
+
+
+def folder_files(folder: str) -> list[Path]:
     from .data.images import scan_images
 
     if not Path(folder).is_dir():
@@ -99,32 +103,36 @@ def _folder_tensors(folder: str, channels: int) -> list[tuple[Path, torch.Tensor
     files = scan_images(list_images(folder), folder)
     if not files:
         raise UsageError(f"{folder}: no readable images")
-    return [(f, image_to_tensor(load_image(f, channels))[None]) for f in files]
+    return files
 
 
-def evaluate_unpaired(run_dir: Path, a: str, b: str, runtime, inception,
+def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], inception,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    g_ab = load_translator(run_dir, "AtoB", runtime=runtime)
-    g_ba = load_translator(run_dir, "BtoA", runtime=runtime)
-    images_a, images_b = _folder_tensors(a, g_ab.in_channels), _folder_tensors(b, g_ba.in_channels)
-    total, done = len(images_a) + len(images_b), 0
+    """Round-trip and identity L1 of both generators (and FID/KID of each direction) on two image lists."""
+    def tensors(files, channels):
+        for f in files:
+            yield image_to_tensor(load_image(f, channels))[None]
+
+    total, done = len(files_a) + len(files_b), 0
     scores: dict[str, float] = {}
-    for name, images, forward, backward in (("A", images_a, g_ab, g_ba), ("B", images_b, g_ba, g_ab)):
+    for name, files, forward, backward, others in (("A", files_a, g_ab, g_ba, files_b), ("B", files_b, g_ba, g_ab, files_a)):
         cycle = identity = 0.0
         dist = _Distribution(inception)
-        others = images_b if name == "A" else images_a
-        for i, (_, x) in enumerate(images):
+        other_images = tensors(others * (len(files) // len(others) + 1), forward.spec.get("out_channels", 3))
+        for x in tensors(files, forward.in_channels):
             fake = forward(x)
             cycle += metrics.l1(_unit(backward(fake)), _unit(x))
             identity += metrics.l1(_unit(backward(x)), _unit(x))  # the generator into x's domain, given x
-            dist.add(fake, others[i % len(others)][1])
+            if inception is not None:
+                dist.add(fake, next(other_images))
             done += 1
             if progress:
                 progress(done, total)
         other = "B" if name == "A" else "A"
-        scores[f"cycle_L1_{name}"] = cycle / len(images)
-        scores[f"identity_L1_{name}"] = identity / len(images)
+        scores[f"cycle_L1_{name}"] = cycle / len(files)
+        scores[f"identity_L1_{name}"] = identity / len(files)
         scores.update(dist.scores(prefix=f"{name}to{other}_"))
+    scores["cycle_L1"] = (scores["cycle_L1_A"] + scores["cycle_L1_B"]) / 2
     scores["images"] = total
     return scores
 
@@ -150,10 +158,13 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
             raise UsageError(f"{run.path} is an unpaired ({mode}) run: give both test folders, --a DIR --b DIR")
         if palette is not None:
             raise UsageError("--palette needs paired targets; it scores pix2pix runs")
-        scores = evaluate_unpaired(run.path, a, b, runtime, inception, progress)
+        g_ab = load_translator(run.path, "AtoB", runtime=runtime)
+        g_ba = load_translator(run.path, "BtoA", runtime=runtime)
+        scores = evaluate_unpaired(g_ab, g_ba, folder_files(a), folder_files(b), inception, progress)
     else:
         translator = load_translator(run.path, runtime=runtime)
-        scores = evaluate_paired(translator, a, b, doc.get("direction", "AtoB"), palette, inception, progress)
+        data = paired_data(a, b, doc.get("direction", "AtoB"), translator)
+        scores = evaluate_paired(translator, data, palette, inception, progress)
     record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file,
               "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
     write_json(run.path / EVAL_FILE, record)

@@ -102,6 +102,14 @@ class Run:
         for name, spec in mode.specs.items():
             save_weights(self.path / f"{name}.safetensors", mode.nets[name], spec)
 
+    def save_best(self, mode, info: dict) -> None:
+        """Write the generators to ``best/``, a run folder of its own (config, weights, best.json)."""
+        best = Run(self.path / "best")
+        best.path.mkdir(exist_ok=True)
+        for name, spec in mode.specs.items():
+            save_weights(best.path / f"{name}.safetensors", mode.nets[name], spec)
+        write_json(best.config_path, {**self.read_config(), "best": info})
+
     def save_state(self, state: dict) -> None:
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
 

@@ -25,11 +25,12 @@ from .data.images import set_max_pixels
 from .errors import I2IError, UsageError
 from .runs import Run
 from .runtime import resolve
+from .validation import Validator, hold_out
 
 log = logging.getLogger(__name__)
 
 # options that may change when resuming; everything else comes from the run's config.json
-RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
+RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay", "val_every",
                        "device", "precision", "threads", "compile", "strict", "max_pixels")
 
 
@@ -148,12 +149,15 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     mode_cls = modes.mode_class(cfg.mode)
     set_max_pixels(cfg.max_pixels)
     dataset = mode_cls.make_dataset(cfg)
+    held_out = hold_out(dataset, cfg.val_fraction, cfg.seed) if cfg.val_fraction else None
     if len(dataset) < cfg.batch_size:
         raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")
     mode = mode_cls(cfg, device)
     for net in mode.nets.values():
         runtime.prepare(net, training=True)
     mode.autocast = runtime.autocast
+    validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) else None
+    best = {"step": None, "value": None}
 
     from .data.transforms import EpochSampler
 
@@ -171,6 +175,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         for name, opt in mode.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         mode.load_extra_state(state.get("extra", {}))
+        best = state.get("best", best)
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
         set_rng_state(state["rng"])
         run.truncate_log(step)
@@ -187,7 +192,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             "nets": {k: v.state_dict() for k, v in mode.nets.items()},
             "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
             "extra": mode.extra_state(),
-            "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(),
+            "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(), "best": best,
         })
 
     def evaluate():
@@ -195,6 +200,18 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         if metrics:
             run.append_log({"step": step, "epoch": epoch, "eval": True, **metrics})
             log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    def validate():
+        if validator is None or step == 0:
+            return
+        scores = validator()
+        run.append_log({"step": step, "epoch": epoch, "val": True, **scores})
+        value = scores[validator.metric]
+        log.info("step %d: validation %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if k != "images"))
+        if validator.better(value, best["value"]):
+            best.update(step=step, value=value, metric=validator.metric)
+            run.save_best(mode, dict(best))
+            log.info("best %s so far (%.4g): saved %s", validator.metric, value, run.path / "best")
 
     if step == 0:
         evaluate()
@@ -232,6 +249,8 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
 
                     rows = mode.sample_rows(mode.to_device(batch), out)
                     save_image(sample_grid(rows), run.samples_dir / f"step_{step:07d}.png")
+                if cfg.val_every and step % cfg.val_every == 0:
+                    validate()
                 if step % cfg.save_every == 0:
                     save()
                 if observer:
@@ -242,11 +261,15 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
                 epoch, epoch_step = epoch + 1, 0
                 if step < total_steps:  # the end of training is evaluated below
                     evaluate()
+                    if not cfg.val_every:
+                        validate()
                 continue
             break
     finally:
         stop.restore()
     evaluate()
+    if not stop.requested and not (cfg.val_every and step % cfg.val_every == 0):  # unless just validated
+        validate()
     save()
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")

@@ -51,7 +51,7 @@ def test_perfect_outputs_score_perfectly(tmp_path):
         def __call__(self, x):
             return x.clone()
 
-    s = ev.evaluate_paired(Identity(), str(root), None, "AtoB", None, None)
+    s = ev.evaluate_paired(Identity(), ev.paired_data(str(root), None, "AtoB", Identity()), None, None)
     assert s["L1"] == 0 and s["SSIM"] == pytest.approx(1.0) and s["PSNR"] == 100.0
 
 

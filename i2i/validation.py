@@ -1,0 +1,103 @@
+"""Validation during training: score the generators on held-out images every ``--val-every`` steps,
+log the scores, and keep the best checkpoint beside the latest.
+
+Held-out images come from ``--val`` (pix2pix: a folder of pairs; cycle, dual: domain A, with
+``--val-b`` for domain B) or from ``--val-fraction`` of the training images, set aside by the seed
+before training starts (they are then never trained on). The scores are those of ``i2i eval``.
+The best checkpoint, by ``--best-metric`` (default: L1 for pix2pix, the mean round-trip L1 for
+cycle and dual), is written to ``<run>/best/``, a run folder of its own that ``i2i translate
+--model <run>/best`` loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from .errors import UsageError
+from .translate import Translator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRIC = {"pix2pix": "L1", "cycle": "cycle_L1", "dual": "cycle_L1"}
+HIGHER_IS_BETTER = ("PSNR", "SSIM", "accuracy", "iou")
+
+
+def higher_is_better(metric: str) -> bool:
+    return any(word.lower() in metric.lower() for word in HIGHER_IS_BETTER)
+
+
+def hold_out(dataset, fraction: float, seed: int):
+    """Move ``fraction`` of ``dataset``'s images (chosen by ``seed``) out of it; returns what was held
+    out: paired items for a PairedDataset, (files_a, files_b) for an UnpairedDataset."""
+    rng = random.Random(seed)
+
+    def split(items: list) -> tuple[list, list]:
+        n = max(1, round(len(items) * fraction))
+        if n >= len(items):
+            raise UsageError(f"--val-fraction {fraction} leaves no training images ({len(items)} in all)")
+        chosen = set(rng.sample(range(len(items)), n))
+        return ([x for i, x in enumerate(items) if i not in chosen], [x for i, x in enumerate(items) if i in chosen])
+
+    if hasattr(dataset, "items"):
+        dataset.items, held = split(dataset.items)
+        return held
+    dataset.files_a, held_a = split(dataset.files_a)
+    dataset.files_b, held_b = split(dataset.files_b)
+    return held_a, held_b
+
+
+class Validator:
+    """Scores a training mode's generators on fixed held-out data."""
+
+    def __init__(self, cfg, mode, runtime, held_out=None):
+        from .evaluate import folder_files
+
+        if cfg.mode not in DEFAULT_METRIC:
+            raise UsageError(f"--val and --val-fraction score translation runs; {cfg.mode} runs report "
+                             "their own held-out score")
+        self.cfg, self.mode, self.runtime = cfg, mode, runtime
+        self.metric = cfg.best_metric or DEFAULT_METRIC[cfg.mode]
+        self.higher = higher_is_better(self.metric)
+        if cfg.mode == "pix2pix":
+            from .data.paired import PairedDataset
+
+            self.data = PairedDataset(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc,
+                                      cfg.output_nc)
+            if held_out is not None:
+                self.data.items = held_out
+        elif held_out is not None:
+            self.files_a, self.files_b = held_out
+        else:
+            if not cfg.val_b:
+                raise UsageError(f"--mode {cfg.mode} validates on two folders: --val DOMAIN_A/ --val-b DOMAIN_B/")
+            self.files_a, self.files_b = folder_files(cfg.val), folder_files(cfg.val_b)
+
+    def translator(self, direction: str) -> Translator:
+        name = self.mode.translators[direction]
+        return Translator(self.mode.nets[name], self.mode.specs[name], direction, "validation", self.runtime)
+
+    def __call__(self) -> dict[str, float]:
+        from .evaluate import evaluate_paired, evaluate_unpaired
+
+        generators = {self.mode.nets[n] for n in self.mode.translators.values()}
+        for g in generators:
+            g.eval()
+        try:
+            if self.cfg.mode == "pix2pix":
+                scores = evaluate_paired(self.translator(self.cfg.direction), self.data, None, None)
+            else:
+                scores = evaluate_unpaired(self.translator("AtoB"), self.translator("BtoA"), self.files_a,
+                                           self.files_b, None)
+        finally:
+            for g in generators:
+                g.train()
+        if self.metric not in scores:
+            raise UsageError(f"--best-metric {self.metric}: not a validation score here; choose from "
+                             f"{', '.join(k for k in scores if k != 'images')}")
+        return scores
+
+    def better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.higher else value < best
