@@ -178,6 +178,7 @@ def train(
     val_fraction: Optional[float] = typer.Option(None, help="Instead of --val: hold out this fraction of the training images (chosen by the seed)."),
     val_every: Optional[int] = typer.Option(None, help="Validate every N steps. [default: every epoch]"),
     best_metric: Optional[str] = typer.Option(None, help="Score that picks <run>/best: L1, PSNR, SSIM, cycle_L1, ... [default: L1; cycle, dual: cycle_L1]"),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not rewrite <run>/report.html after every epoch."),
     strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files instead of skipping them."),
     max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
@@ -204,7 +205,7 @@ def train(
         save_every=save_every, sample_every=sample_every, log_every=log_every, workers=workers, device=device, precision=precision,
         threads=threads, compile=True if compile else None, strict=True if strict else None, max_pixels=max_pixels,
         val=None if val is None else str(val), val_b=None if val_b is None else str(val_b), val_fraction=val_fraction,
-        val_every=val_every, best_metric=best_metric,
+        val_every=val_every, best_metric=best_metric, report=False if no_report else None,
     )
     if resume:
         if name is None:
@@ -317,6 +318,16 @@ def eval_command(
 
         err.print(f"no FID/KID: {HOW_TO_GET}", highlight=False, soft_wrap=True)
     console.print(f"written to [bold]{Path(run) / 'eval.json'}[/]", highlight=False)
+
+
+@app.command()
+@cli_errors
+def report(run: Path = typer.Argument(..., help="A run folder.")):
+    """Write <run>/report.html: config, loss and validation curves, a gallery, the eval table."""
+    from .report import write_report
+
+    page = write_report(run)
+    console.print(f"report written to [bold]{page}[/]; open it in a browser", highlight=False)
 
 
 @app.command()

@@ -78,6 +78,7 @@ class TrainConfig:
     val_fraction: float = 0.0  # or hold out this fraction of the training images
     val_every: int | None = None  # steps between validations (None: every epoch)
     best_metric: str | None = None  # the score that picks the best checkpoint
+    report: bool = True  # rewrite <run>/report.html after every epoch
     max_pixels: int | None = None  # images above this many pixels are refused (None: Pillow's 89M)
     # run control
     seed: int | None = None

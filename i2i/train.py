@@ -30,7 +30,7 @@ from .validation import Validator, hold_out
 log = logging.getLogger(__name__)
 
 # options that may change when resuming; everything else comes from the run's config.json
-RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay", "val_every",
+RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay", "val_every", "report",
                        "device", "precision", "threads", "compile", "strict", "max_pixels")
 
 
@@ -213,6 +213,16 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             run.save_best(mode, dict(best))
             log.info("best %s so far (%.4g): saved %s", validator.metric, value, run.path / "best")
 
+    def refresh_report():
+        if not cfg.report:
+            return
+        from .report import write_report
+
+        try:
+            write_report(run.path)
+        except Exception as e:  # noqa: BLE001  (the report must never stop training)
+            log.warning("report.html not refreshed: %s", e)
+
     if step == 0:
         evaluate()
     if observer:
@@ -263,6 +273,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
                     evaluate()
                     if not cfg.val_every:
                         validate()
+                    refresh_report()
                 continue
             break
     finally:
@@ -271,6 +282,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     if not stop.requested and not (cfg.val_every and step % cfg.val_every == 0):  # unless just validated
         validate()
     save()
+    refresh_report()
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")
     log.info("finished at step %d; run folder %s", step, run.path)

@@ -34,7 +34,7 @@ def tiny_config(data, tmp_path, **overrides):
 
     options = dict(a=str(data), name="tiny", checkpoints_dir=str(tmp_path / "ck"), net_g="unet_32", ngf=8, ndf=8,
                    load_size=36, crop_size=32, epochs=1, epochs_decay=1, workers=0, seed=1, sample_every=1000,
-                   save_every=1000)
+                   save_every=1000, report=False)
     options.update(overrides)
     return make_config("pix2pix", **options)
 
@@ -88,6 +88,6 @@ def tiny_unpaired_config(dirs, tmp_path, mode="cycle", **overrides):
     net_g = "resnet_6blocks" if mode == "cycle" else "unet_32"
     options = dict(a=str(a), b=str(b), name="tiny", checkpoints_dir=str(tmp_path / "ck"), net_g=net_g, ngf=4, ndf=4,
                    load_size=36, crop_size=32, epochs=1, epochs_decay=1, workers=0, seed=1, sample_every=1000,
-                   save_every=1000)
+                   save_every=1000, report=False)
     options.update(overrides)
     return make_config(mode, **options)
