@@ -30,8 +30,8 @@ from .validation import Validator, hold_out
 log = logging.getLogger(__name__)
 
 # options that may change when resuming; everything else comes from the run's config.json
-RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay", "val_every", "report",
-                       "device", "precision", "threads", "compile", "strict", "max_pixels")
+RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
+                       "val_every", "report", "device", "precision", "threads", "compile", "strict", "max_pixels")
 
 
 class Observer(Protocol):

@@ -265,8 +265,8 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     Decoding and encoding run on ``io_threads`` threads while the network runs; consecutive images of
     equal size share a batch (``batch_size`` default: 1 on CPU, where NNPACK's kernels lose their
     advantage in batches: resnet_9blocks at 256x256 measured 1.6 images/s one at a time and 1.0 in
-    batches of 4; 8 on GPUs). At most a few batches are in
-    flight, so memory does not grow with the number of images.
+    batches of 4; 8 on GPUs). At most a few batches are in flight, so memory does not grow with the
+    number of images.
     """
     if batch_size is None:
         batch_size = 1 if translator.device.type == "cpu" else 8
@@ -336,6 +336,8 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
             except ImageError as e:
                 summary.failed.append((job.src, str(e)))
                 done += 1
+                if progress:
+                    progress(done, total)
                 continue
             if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
                 flush()
