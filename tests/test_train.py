@@ -136,3 +136,21 @@ def test_resume_before_the_first_checkpoint_starts_over(aligned_dir, tmp_path, c
     train(tiny_config(aligned_dir, tmp_path, max_steps=2), resume=True)
     assert "no checkpoint yet" in caplog.text
     assert torch.load(run / "state.pt", weights_only=True)["step"] == 2
+
+
+def test_run_files_get_the_usual_permissions(aligned_dir, tmp_path):
+    """Atomic writes start from a private temp file; the result must still be readable by others
+    (safetensors replaces the file it is given, so the mode is set after writing)."""
+    import os
+
+    from conftest import tiny_config
+
+    from i2i.train import train
+
+    mask = os.umask(0o022)
+    try:
+        run = train(tiny_config(aligned_dir, tmp_path, max_steps=1))
+    finally:
+        os.umask(mask)
+    for name in ("config.json", "G.safetensors", "state.pt"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name
