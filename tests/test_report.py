@@ -50,3 +50,12 @@ def test_report_opens_in_headless_chromium_with_no_broken_images(pix2pix_run):
                          capture_output=True, text=True, timeout=120).stdout
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert 'data-broken-images="0"' in body and 'data-images="3"' in body, body
+
+
+def test_gallery_of_a_val_fraction_run_shows_its_held_out_images(aligned_dir, tmp_path):
+    run = train(tiny_config(aligned_dir, tmp_path, val_fraction=0.34, max_steps=2))
+    page = write_report(run).read_text()
+    assert 'src="report_files/gallery.png"' in page
+    from PIL import Image
+
+    assert Image.open(run / "report_files" / "gallery.png").size[1] > 2 * 32  # two held-out rows
