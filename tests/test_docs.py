@@ -15,3 +15,13 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_demo_command():
     assert "\npip install -e . && i2i demo\n" in (ROOT / "README.md").read_text()
+
+
+def test_readme_python_example_is_valid_and_uses_public_names():
+    import re
+
+    import i2i
+
+    block = re.search(r"## Python\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    compile(block, "README.md", "exec")
+    assert "from i2i import load" in block and "load" in i2i.__all__
