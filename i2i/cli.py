@@ -320,6 +320,31 @@ def eval_command(
     console.print(f"written to [bold]{Path(run) / 'eval.json'}[/]", highlight=False)
 
 
+@app.command("export")
+@cli_errors
+def export_command(
+    model: str = typer.Argument(..., help="Run folder, .safetensors file or reference .pth generator."),
+    format: str = typer.Option(..., "--format", help="onnx or pt2 (torch.export)."),
+    out: Path = typer.Option(..., help="The file to write."),
+    direction: Optional[str] = typer.Option(None, help="AtoB or BtoA, for runs that translate both ways."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+):
+    """Export a generator to ONNX or torch.export, then run the file and check it against i2i.
+
+    The graph takes float32 NCHW images in [0, 1] and returns the same; batch, height and width are
+    dynamic (height and width in multiples of the generator's size multiple, which is printed)."""
+    from .export import TOLERANCE, export
+
+    _refuse_existing(out, overwrite)
+    report = export(model, format, out, direction)
+    console.print(f"{report['generator']} ({report['direction']}) written to [bold]{out}[/] as {format}; "
+                  f"input and output float32 NCHW in [0, 1], height and width multiples of {report['size_multiple']}",
+                  highlight=False)
+    for check in report["checks"]:
+        console.print(f"  check {tuple(check['shape'])}: max |difference| from i2i {check['max_abs_diff']:.2e} "
+                      f"(limit {TOLERANCE:g})", highlight=False)
+
+
 @app.command()
 @cli_errors
 def report(run: Path = typer.Argument(..., help="A run folder.")):
