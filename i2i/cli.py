@@ -347,6 +347,27 @@ def export_command(
 
 @app.command()
 @cli_errors
+def serve(
+    model: str = typer.Argument(..., help="Run folder, .safetensors file or reference .pth generator."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes the page to your network)."),
+    port: int = typer.Option(7860, help="Port."),
+    example: Optional[Path] = typer.Option(None, help="Open the page with this image already translated."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
+):
+    """A local web page to try a model: upload an image, pick the direction, download the result (needs i2i[ui])."""
+    from .serve import serve as start
+
+    if example is not None and not example.is_file():
+        from .errors import UsageError
+
+        raise UsageError(f"--example {example}: no such file")
+    console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+    start(model, host, port, example, device=device, precision=precision)
+
+
+@app.command()
+@cli_errors
 def report(run: Path = typer.Argument(..., help="A run folder.")):
     """Write <run>/report.html: config, loss and validation curves, a gallery, the eval table."""
     from .report import write_report
