@@ -21,7 +21,7 @@ from PIL import Image
 
 from .errors import UsageError
 from .runtime import resolve
-from .translate import Translator, load_translator, prepare_image, tensor_to_image
+from .translate import Translator, load_translator, prepare_image, tensor_to_image, tensor_to_uint16
 
 
 class Model:
@@ -61,7 +61,7 @@ class Model:
             tensor, alpha, deep = prepare_image(x, t.in_channels, None)
             y = t(tensor[None])[0]
             if deep:
-                return Image.fromarray(((y[0].clamp(-1, 1) + 1) * 32767.5).round().numpy().astype(np.uint16))
+                return Image.fromarray(tensor_to_uint16(y[:1]))  # 16-bit grayscale in, 16-bit grayscale out
             out = tensor_to_image(y)
             if alpha is not None:
                 out = out.convert("RGBA" if out.mode == "RGB" else "LA")

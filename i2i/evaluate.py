@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from . import metrics
-from .data.images import list_images, load_image
+from .data.images import load_image
+from .data.unpaired import readable_images
 from .errors import UsageError
 from .io import write_json
 from .runs import Run
@@ -95,17 +96,6 @@ def paired_data(a: str, b: str | None, direction: str, translator):
     return PairedDataset(a, b, direction, translator.in_channels, translator.spec.get("out_channels", 3))
 
 
-def folder_files(folder: str) -> list[Path]:
-    from .data.images import scan_images
-
-    if not Path(folder).is_dir():
-        raise UsageError(f"{folder}: no such folder")
-    files = scan_images(list_images(folder), folder)
-    if not files:
-        raise UsageError(f"{folder}: no readable images")
-    return files
-
-
 def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], inception,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Round-trip and identity L1 of both generators (and FID/KID of each direction) on two image lists."""
@@ -160,7 +150,7 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
             raise UsageError("--palette needs paired targets; it scores pix2pix runs")
         g_ab = load_translator(run.path, "AtoB", runtime=runtime)
         g_ba = load_translator(run.path, "BtoA", runtime=runtime)
-        scores = evaluate_unpaired(g_ab, g_ba, folder_files(a), folder_files(b), inception, progress)
+        scores = evaluate_unpaired(g_ab, g_ba, readable_images(a, "--a"), readable_images(b, "--b"), inception, progress)
     else:
         translator = load_translator(run.path, runtime=runtime)
         data = paired_data(a, b, doc.get("direction", "AtoB"), translator)

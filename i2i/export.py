@@ -100,11 +100,10 @@ def export(model: str | Path, fmt: str, out: str | Path, direction: str | None =
 
 
 def _need_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise UsageError("ONNX export needs the onnx extra: pip install 'i2i[onnx]'") from None
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript")):
+        raise UsageError("ONNX export needs the onnx extra: pip install 'i2i[onnx]'")
 
 
 def _add_metadata(proto, multiple: int, translator) -> None:

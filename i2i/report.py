@@ -90,11 +90,11 @@ def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
             rows.append([item["A"], translator(item["A"][None])[0], item["B"]])
     else:
         from .data.images import load_image
-        from .evaluate import folder_files
+        from .data.unpaired import readable_images
         from .translate import image_to_tensor
 
         forward, backward = load_translator(run.path, "AtoB"), load_translator(run.path, "BtoA")
-        for f in (folder_files(cfg.val) if held is None else held[0])[:n]:
+        for f in (readable_images(cfg.val, "--val") if held is None else held[0])[:n]:
             x = image_to_tensor(load_image(f, forward.in_channels))[None]
             fake = forward(x)
             rows.append([x[0], fake[0], backward(fake)[0]])  # real | translated | round trip

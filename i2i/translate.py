@@ -237,11 +237,16 @@ def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | 
     return prepare_image(img, channels, size)
 
 
+def tensor_to_uint16(t: torch.Tensor) -> np.ndarray:
+    """CxHxW in [-1, 1] -> HxW (one channel) or HxWxC uint16 array."""
+    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
 def _write(y: torch.Tensor, alpha: Image.Image | None, deep: bool, dst: Path) -> None:
     """Write one output: 16-bit where the input was and the format allows, else 8-bit with alpha."""
     if deep and dst.suffix.lower() in DEEP_FORMATS:
-        arr = ((y.float().clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
-        save_image16(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0), dst)
+        save_image16(tensor_to_uint16(y), dst)
         return
     img = tensor_to_image(y)
     if alpha is not None and dst.suffix.lower() in ALPHA_FORMATS:

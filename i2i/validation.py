@@ -51,7 +51,7 @@ class Validator:
     """Scores a training mode's generators on fixed held-out data."""
 
     def __init__(self, cfg, mode, runtime, held_out=None):
-        from .evaluate import folder_files
+        from .data.unpaired import readable_images
 
         if cfg.mode not in DEFAULT_METRIC:
             raise UsageError(f"--val and --val-fraction score translation runs; {cfg.mode} runs report "
@@ -71,7 +71,7 @@ class Validator:
         else:
             if not cfg.val_b:
                 raise UsageError(f"--mode {cfg.mode} validates on two folders: --val DOMAIN_A/ --val-b DOMAIN_B/")
-            self.files_a, self.files_b = folder_files(cfg.val), folder_files(cfg.val_b)
+            self.files_a, self.files_b = readable_images(cfg.val, "--val"), readable_images(cfg.val_b, "--val-b")
 
     def translator(self, direction: str) -> Translator:
         name = self.mode.translators[direction]

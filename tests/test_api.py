@@ -54,6 +54,8 @@ def test_grayscale_alpha_and_errors(cycle_run):
     assert model(rgba).mode == "RGBA"
     gray = np.asarray(random_image(16, 16, "L"))
     assert model(gray).shape == (16, 16, 3)
+    deep = model(Image.fromarray((np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)))
+    assert deep.mode == "I;16" and deep.size == (16, 16)  # 16-bit grayscale in, 16-bit out
     with pytest.raises(UsageError, match="direction"):
         model(rgba, direction="sideways")
     with pytest.raises(UsageError, match="cannot translate a str"):
