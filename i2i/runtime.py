@@ -128,6 +128,12 @@ class Runtime:
             net.compile()  # in place: the state dict keeps its keys
         return net
 
+    def prepare_mode(self, mode) -> None:
+        """Apply the fast path to a training mode: every network, and autocast for its forward passes."""
+        for net in mode.nets.values():
+            self.prepare(net, training=True)
+        mode.autocast = self.autocast
+
     def autocast(self):
         """Context for training forward passes: bf16 autocast on the fast path, else nothing."""
         if self.bf16:

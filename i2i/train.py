@@ -153,9 +153,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     if len(dataset) < cfg.batch_size:
         raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")
     mode = mode_cls(cfg, device)
-    for net in mode.nets.values():
-        runtime.prepare(net, training=True)
-    mode.autocast = runtime.autocast
+    runtime.prepare_mode(mode)
     validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) else None
     best = {"step": None, "value": None}
 

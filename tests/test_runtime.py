@@ -116,9 +116,7 @@ def _one_step_grads(mode_name, runtime, data, tmp_path):
         cfg.norm, cfg.gan_loss, cfg.dropout = "instance", "lsgan", False
     torch.manual_seed(0)
     mode = modes.create(cfg, CPU)
-    for net in mode.nets.values():
-        runtime.prepare(net, training=True)
-    mode.autocast = runtime.autocast
+    runtime.prepare_mode(mode)
     for opt in mode.optimizers.values():  # keep the weights: compare the gradients of one step
         opt.step = lambda *a, **k: None
     batch = next(iter(torch.utils.data.DataLoader(mode.make_dataset(cfg), batch_size=1,

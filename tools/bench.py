@@ -53,9 +53,7 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
     runtime = resolve("cpu", precision, threads, training=True)
     torch.manual_seed(0)
     mode = modes.create(cfg, runtime.device)
-    for net in mode.nets.values():
-        runtime.prepare(net, training=True)
-    mode.autocast = runtime.autocast
+    runtime.prepare_mode(mode)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
     times = []
     for i in range(warmup + runs):
