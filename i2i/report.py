@@ -55,46 +55,31 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
     return True
 
 
-def _held_out(doc: dict):
-    """The run's validation images: its --val folder, or the --val-fraction split redone from its seed."""
-    from . import modes
-    from .config import TrainConfig
-    from .validation import hold_out
-
-    cfg = TrainConfig.from_dict(doc)
-    if cfg.val:
-        return cfg, None
-    return cfg, hold_out(modes.mode_class(cfg.mode).make_dataset(cfg), cfg.val_fraction, cfg.seed)
-
-
 def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
     """input | output | target rows for the first ``n`` validation images (pix2pix and unpaired runs)."""
     import torch
 
+    from .config import TrainConfig
     from .train import sample_grid
     from .translate import load_translator
+    from .validation import redo_hold_out, validation_data
 
     if doc.get("mode") not in ("pix2pix", "cycle", "dual") or not (doc.get("val") or doc.get("val_fraction")):
         return False
-    cfg, held = _held_out(doc)
+    cfg = TrainConfig.from_dict(doc)
+    data = validation_data(cfg, redo_hold_out(cfg))
     rows = []
     if cfg.mode == "pix2pix":
-        from .evaluate import paired_data
-
         translator = load_translator(run.path)
-        data = paired_data(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, translator)
-        if held is not None:
-            data.items = held
         for i in range(min(n, len(data))):
             item = data[(i, 0)]
             rows.append([item["A"], translator(item["A"][None])[0], item["B"]])
     else:
         from .data.images import load_image
-        from .data.unpaired import readable_images
         from .translate import image_to_tensor
 
         forward, backward = load_translator(run.path, "AtoB"), load_translator(run.path, "BtoA")
-        for f in (readable_images(cfg.val, "--val") if held is None else held[0])[:n]:
+        for f in data[0][:n]:
             x = image_to_tensor(load_image(f, forward.in_channels))[None]
             fake = forward(x)
             rows.append([x[0], fake[0], backward(fake)[0]])  # real | translated | round trip

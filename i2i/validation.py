@@ -47,31 +47,49 @@ def hold_out(dataset, fraction: float, seed: int):
     return held_a, held_b
 
 
+def validation_data(cfg, held_out=None):
+    """The held-out images of ``cfg``: a PairedDataset (pix2pix) or (files_a, files_b) (cycle, dual),
+    from ``held_out`` (what :func:`hold_out` returned) or else from --val/--val-b."""
+    if cfg.mode == "pix2pix":
+        from .data.paired import PairedDataset
+
+        data = PairedDataset(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc)
+        if held_out is not None:
+            data.items = held_out
+        return data
+    if held_out is not None:
+        return held_out
+    if not cfg.val_b:
+        raise UsageError(f"--mode {cfg.mode} validates on two folders: --val DOMAIN_A/ --val-b DOMAIN_B/")
+    from .data.unpaired import readable_images
+
+    return readable_images(cfg.val, "--val"), readable_images(cfg.val_b, "--val-b")
+
+
+def redo_hold_out(cfg):
+    """The --val-fraction split of a finished run, redone from its config and seed (None with --val)."""
+    if cfg.val or not cfg.val_fraction:
+        return None
+    from . import modes
+
+    return hold_out(modes.mode_class(cfg.mode).make_dataset(cfg), cfg.val_fraction, cfg.seed)
+
+
 class Validator:
     """Scores a training mode's generators on fixed held-out data."""
 
     def __init__(self, cfg, mode, runtime, held_out=None):
-        from .data.unpaired import readable_images
-
         if cfg.mode not in DEFAULT_METRIC:
             raise UsageError(f"--val and --val-fraction score translation runs; {cfg.mode} runs report "
                              "their own held-out score")
         self.cfg, self.mode, self.runtime = cfg, mode, runtime
         self.metric = cfg.best_metric or DEFAULT_METRIC[cfg.mode]
         self.higher = higher_is_better(self.metric)
+        data = validation_data(cfg, held_out)
         if cfg.mode == "pix2pix":
-            from .data.paired import PairedDataset
-
-            self.data = PairedDataset(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc,
-                                      cfg.output_nc)
-            if held_out is not None:
-                self.data.items = held_out
-        elif held_out is not None:
-            self.files_a, self.files_b = held_out
+            self.data = data
         else:
-            if not cfg.val_b:
-                raise UsageError(f"--mode {cfg.mode} validates on two folders: --val DOMAIN_A/ --val-b DOMAIN_B/")
-            self.files_a, self.files_b = readable_images(cfg.val, "--val"), readable_images(cfg.val_b, "--val-b")
+            self.files_a, self.files_b = data
 
     def translator(self, direction: str) -> Translator:
         name = self.mode.translators[direction]
