@@ -56,6 +56,7 @@ class TrainConfig:
     gamma: float = 0.01  # vaegan: weight of the feature-space reconstruction in the decoder's loss
     holdout: float = 0.1  # vae: fraction of the images kept out of training to measure bits per dim
     clip: float = 0.01  # dual with --gan-loss wgan: critic weights are clipped to +-clip
+    diff_augment: bool = False  # gan: augment every image D sees (DiffAugment), for small folders
     # optimisation
     epochs: int = 100
     epochs_decay: int = 100
@@ -196,6 +197,7 @@ def validate(cfg: TrainConfig) -> None:
         check(cfg.crop_size <= cfg.load_size, f"--crop-size {cfg.crop_size} is larger than --load-size {cfg.load_size}")
     check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
     check(cfg.sigma > 0 and cfg.beta >= 0, "--sigma must be positive and --beta at least 0")
+    check(not cfg.diff_augment or cfg.mode == "gan", f"--diff-augment is for --mode gan, not {cfg.mode}")
     check(0 <= cfg.holdout < 1, "--holdout must be at least 0 and below 1")
     check(0 <= cfg.val_fraction < 1, "--val-fraction must be at least 0 and below 1")
     check(not (cfg.val and cfg.val_fraction), "give --val or --val-fraction, not both")

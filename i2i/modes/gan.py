@@ -4,7 +4,8 @@
 The same adversarial step and losses as the translation modes: D on real vs. generated images, then
 G with D frozen. ``--gan-loss`` picks the objective: vanilla (non-saturating G, the default),
 minimax (the original saturating G), lsgan, wgangp (with its own optimiser settings and 5 critic
-steps), hinge. ``i2i sample`` and ``i2i interpolate`` use the trained generator.
+steps), hinge. ``--diff-augment`` augments what D sees, for small folders (see
+i2i/diff_augment.py). ``i2i sample`` and ``i2i interpolate`` use the trained generator.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..data.folder import ImageFolder, class_folder
+from ..diff_augment import diff_augment
 from ..losses import AdversarialLoss
 from .base import AdversarialMode, adam, build_generator, build_image_critic
 
@@ -40,6 +42,8 @@ class GAN(AdversarialMode):
         return class_folder(cfg, cfg.flip)
 
     def _critic(self, labels):
+        if self.cfg.diff_augment:
+            return lambda x: self.D(diff_augment(x), labels)
         return lambda x: self.D(x, labels)
 
     def forward(self, batch):
