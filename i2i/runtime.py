@@ -25,6 +25,7 @@ from functools import lru_cache
 import torch
 import torch.nn as nn
 
+from .distributed import World
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ def pick_threads(requested: int | None = None) -> int:
             raise UsageError(f"--threads must be at least 1, not {requested}")
         return requested
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = World.from_env().local_size
+    if local > 1:  # torchrun: the processes of this machine share its CPUs (and keep each other busy)
+        return max(1, cpus // local)
     return max(1, min(cpus, cpus - busy_cpus()))
 
 
@@ -147,6 +151,9 @@ def resolve(device: str = "auto", precision: str = "auto", threads: int | None =
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     dev = pick_device(device)
+    if dev.type == "cuda" and World.from_env().enabled:  # one GPU per process under torchrun
+        dev = torch.device("cuda", World.from_env().local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(dev)
     if dev.type == "cpu":
         threads = pick_threads(threads)
         torch.set_num_threads(threads)

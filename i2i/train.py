@@ -22,6 +22,7 @@ import torch
 from . import modes
 from .config import TrainConfig, validate
 from .data.images import set_max_pixels
+from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError
 from .runs import Run
 from .runtime import resolve
@@ -59,6 +60,12 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """The random seed of one rank of a distributed run from ``step`` on: distinct noise per rank,
+    reproducible from the run seed."""
+    return (seed * 1_000_003 + step * 1_009 + rank) % 2**63
 
 
 def sample_grid(rows: list[list[torch.Tensor]], max_rows: int = 4):
@@ -127,7 +134,24 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
 
 def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = None) -> Path:
     """Train ``cfg``, or with ``resume`` continue its run from ``state.pt`` (build ``cfg`` with
-    :func:`resume_config`); returns the run folder."""
+    :func:`resume_config`); returns the run folder.
+
+    Under ``torchrun`` this is one of several processes (see i2i/distributed.py): each trains on its
+    share of every epoch with ``--batch-size`` images per step, gradients are averaged, and rank 0
+    alone logs, writes samples and saves.
+    """
+    world = World.from_env()
+    runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
+    device = runtime.device
+    world.start(device)
+    try:
+        return _train(cfg, resume, observer if world.main else None, world, runtime)
+    finally:
+        world.stop()
+
+
+def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
+    device = runtime.device
     run = Run(cfg.run_dir)
     state = None
     if resume:
@@ -139,28 +163,33 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             log.warning("%s has no checkpoint yet; starting it from step 0", run.path)
     elif run.exists() or (run.path.exists() and any(run.path.iterdir())):
         raise UsageError(f"{run.path} already exists; add --resume to continue it or choose another --name")
+    world.barrier()  # every rank has looked before rank 0 writes anything
     if cfg.seed is None:
-        cfg.seed = random.SystemRandom().randrange(2**31)
+        cfg.seed = world.gather(random.SystemRandom().randrange(2**31))[0]
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
-    device = runtime.device
     mode_cls = modes.mode_class(cfg.mode)
     set_max_pixels(cfg.max_pixels)
     dataset = mode_cls.make_dataset(cfg)
     held_out = hold_out(dataset, cfg.val_fraction, cfg.seed) if cfg.val_fraction else None
-    if len(dataset) < cfg.batch_size:
-        raise UsageError(f"{cfg.a}: {len(dataset)} image(s) is fewer than --batch-size {cfg.batch_size}")
+    if math.ceil(len(dataset) / world.size) < cfg.batch_size:
+        share = f" shared by {world.size} processes" if world.enabled else ""
+        raise UsageError(f"{cfg.a}: {len(dataset)} image(s){share} is fewer than --batch-size {cfg.batch_size} each")
     mode = mode_cls(cfg, device)
+    mode.world = world
+    if world.enabled and device.type == "cuda":
+        converted = use_sync_batchnorm(mode.nets)
+        if converted:
+            log.info("batch norm synchronised across the %d processes (%d layers)", world.size, converted)
     runtime.prepare_mode(mode)
-    validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) else None
+    validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) and world.main else None
     best = {"step": None, "value": None}
 
     from .data.transforms import EpochSampler
 
-    sampler = EpochSampler(len(dataset), cfg.seed)
-    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+    sampler = EpochSampler(len(dataset), cfg.seed, rank=world.rank, world=world.size)
+    steps_per_epoch = math.ceil(sampler.per_rank / cfg.batch_size)
     total_epochs = cfg.epochs + cfg.epochs_decay
     total_steps = steps_per_epoch * total_epochs
     if cfg.max_steps:
@@ -176,24 +205,54 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         best = state.get("best", best)
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
         set_rng_state(state["rng"])
-        run.truncate_log(step)
+        saved_world = state.get("world_size", 1)
+        if saved_world != world.size:  # the same place in the epoch, counted in examples
+            epoch_step = epoch_step * saved_world // world.size
+            log.info("the run was trained by %d process(es) and continues with %d", saved_world, world.size)
+        if world.main:
+            run.truncate_log(step)
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg, mode.translators, mode.specs)
-    log.info("training %s on %s: %d examples, %d steps per epoch, %d epochs; %s",
-             cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), steps_per_epoch,
+    if world.enabled:
+        world.broadcast_state(mode.nets.values())  # the same starting weights everywhere
+        torch.manual_seed(rank_seed(cfg.seed, world.rank, step))  # but each rank its own noise
+        random.seed(rank_seed(cfg.seed, world.rank, step))
+    if world.main:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg, mode.translators, mode.specs)
+    batch = f"{cfg.batch_size} per step" + (
+        f" in each of {world.size} processes, {cfg.batch_size * world.size} in all" if world.enabled else "")
+    log.info("training %s on %s: %d examples, batch %s, %d steps per epoch, %d epochs; %s",
+             cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), batch, steps_per_epoch,
              total_epochs, runtime.describe())
 
     def save():
-        run.save_generators(mode)
-        run.save_state({
-            "nets": {k: v.state_dict() for k, v in mode.nets.items()},
-            "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
-            "extra": mode.extra_state(),
-            "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(), "best": best,
-        })
+        if world.enabled:
+            check_ranks_agree()
+        if world.main:
+            run.save_generators(mode)
+            run.save_state({
+                "nets": {k: v.state_dict() for k, v in mode.nets.items()},
+                "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
+                "extra": mode.extra_state(),
+                "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(), "best": best,
+                "world_size": world.size,
+            })
+        world.barrier()
+
+    def check_ranks_agree():
+        """Batch-norm statistics come from rank 0 (as DDP's broadcast_buffers); then every weight
+        must be bit-identical on every rank, or the gradient averaging is broken."""
+        world.broadcast_state(mode.nets.values(), buffers_only=True)
+        digests = world.gather(state_digest(mode.nets))
+        if len(set(digests)) > 1:
+            raise I2IError(f"step {step}: the processes' weights differ (SHA-256 by rank: "
+                           f"{', '.join(d[:12] for d in digests)}); this is a bug, please report it")
+        log.info("step %d: weights identical on all %d ranks (SHA-256 by rank: %s)", step, world.size,
+                 ", ".join(d[:12] for d in digests))
 
     def evaluate():
+        if not world.main:
+            return
         metrics = mode.evaluate()
         if metrics:
             run.append_log({"step": step, "epoch": epoch, "eval": True, **metrics})
@@ -212,7 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
             log.info("best %s so far (%.4g): saved %s", validator.metric, value, run.path / "best")
 
     def refresh_report():
-        if not cfg.report:
+        if not cfg.report or not world.main:
             return
         from .report import write_report
 
@@ -250,9 +309,13 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
                     raise I2IError(f"loss {bad[0]} became {values[bad[0]]} at step {step}; the last good "
                                    f"checkpoint is in {run.path}; try a lower --lr")
                 if step % cfg.log_every == 0 or step == 1 or step == total_steps:
-                    run.append_log({"step": step, "epoch": epoch + 1, "lr": cfg.lr * factor,
-                                    "time": round(time.perf_counter() - started, 3), **values})
-                if step % cfg.sample_every == 0 or step == total_steps:
+                    values = world.mean(values)  # the mean over the ranks' batches
+                    if world.main:
+                        run.append_log({"step": step, "epoch": epoch + 1, "lr": cfg.lr * factor,
+                                        "time": round(time.perf_counter() - started, 3), **values})
+                if world.enabled and world.any(stop.requested):
+                    stop.requested = True  # every rank stops at the same step
+                if world.main and (step % cfg.sample_every == 0 or step == total_steps):
                     from .data.images import save_image
 
                     rows = mode.sample_rows(mode.to_device(batch), out)

@@ -8,6 +8,7 @@ resumed run sees exactly the augmentations it would have seen.
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI on import otherwise
@@ -73,22 +74,28 @@ class EpochSampler(torch.utils.data.Sampler):
     """Yields ``(index, sample_seed)`` pairs: a fresh permutation and fresh augmentation seeds each
     epoch, both derived from the run seed and the epoch number alone.
 
-    ``start`` skips the first samples of the epoch, which is how a run resumes mid-epoch.
+    In a distributed run (``world`` > 1) each ``rank`` takes every world-th example of the epoch's
+    permutation, padded by wrapping around so all ranks get the same count, as torch's
+    DistributedSampler does; one process sees the whole permutation, unpadded.
+
+    ``start`` skips the first samples of this rank's share, which is how a run resumes mid-epoch.
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.per_rank = math.ceil(n / world)
         self.epoch = 0
         self.start = 0
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return self.per_rank - self.start
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=g)
-        for i in range(self.start, self.n):
+        positions = [i % self.n for i in range(self.rank, self.per_rank * self.world, self.world)]
+        for i in positions[self.start:]:
             yield int(order[i]), int(seeds[i])
 
 

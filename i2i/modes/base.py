@@ -15,6 +15,7 @@ import torch.nn as nn
 from .. import nets
 from ..config import generator_multiple
 from ..data.transforms import Augment
+from ..distributed import World
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -78,6 +79,8 @@ class Mode:
         # context for forward passes and losses (backward runs outside it); the training loop sets it
         # to bf16 autocast on the fast path (see i2i/runtime.py)
         self.autocast = contextlib.nullcontext
+        # the processes training this model together (see i2i/distributed.py); the training loop sets it
+        self.world = World()
 
     @staticmethod
     def make_dataset(cfg) -> torch.utils.data.Dataset:
@@ -90,6 +93,13 @@ class Mode:
     def sample_rows(self, batch: dict, out: dict) -> list[list[torch.Tensor]]:
         """Images for the periodic sample grid: one row per example, e.g. input | output | target."""
         raise NotImplementedError
+
+    def optimizer_step(self, name: str) -> None:
+        """Update with optimiser ``name``: its gradients are first averaged over the ranks of a
+        distributed run, so every rank applies the same update."""
+        opt = self.optimizers[name]
+        self.world.average_gradients(p for group in opt.param_groups for p in group["params"])
+        opt.step()
 
     def evaluate(self) -> dict[str, float]:
         """Metrics on held-out data, logged at the start, after every epoch and at the end ({}: none)."""
@@ -141,7 +151,7 @@ class AdversarialMode(Mode):
             with self.autocast():
                 loss, parts = self.d_loss(batch, out)
             loss.backward()
-            self.optimizers["D"].step()
+            self.optimizer_step("D")
             self.after_d_step()
         return {"D": loss.detach(), **parts}
 
@@ -151,7 +161,7 @@ class AdversarialMode(Mode):
         with self.autocast():
             loss, parts = self.g_loss(batch, out)
         loss.backward()
-        self.optimizers["G"].step()
+        self.optimizer_step("G")
         set_requires_grad(self.discriminators, True)
         return {"G": loss.detach(), **parts}
 

@@ -99,7 +99,7 @@ class VAE(Mode):
             loss = (nll + self.cfg.beta * kl).mean()
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizers["G"].step()
+        self.optimizer_step("G")
         dims = batch["A"][0].numel()
         elbo = -(nll + kl).detach()
         return {"loss": loss.detach(), "ELBO": elbo.mean(), "recon_nll": nll.detach().mean(), "KL": kl.detach().mean(),

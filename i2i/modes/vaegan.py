@@ -56,7 +56,7 @@ class VAEGAN(Mode):
             loss_d, parts_d = self.adversarial.d(lambda images: self.D(images, labels.repeat(2) if labels is not None else None),
                                                  torch.cat([x, x]), torch.cat([x_rec, x_p]))
         loss_d.backward()
-        self.optimizers["D"].step()
+        self.optimizer_step("D")
 
         set_requires_grad([self.D], False)
         with self.autocast():
@@ -68,7 +68,7 @@ class VAEGAN(Mode):
         for params, grads, name in ((self.encoder_params, enc_grads, "E"), (self.decoder_params, dec_grads, "G")):
             for p, g in zip(params, grads):
                 p.grad = g
-            self.optimizers[name].step()
+            self.optimizer_step(name)
         set_requires_grad([self.D], True)
         losses = {"D": loss_d.detach(), **parts_d, "KL": kl.detach(), "feature": feat.detach(), "G_GAN": gan.detach()}
         return losses, {"recon": x_rec.detach(), "prior": x_p.detach()}
