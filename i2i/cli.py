@@ -45,7 +45,7 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except I2IError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]{_rank_prefix()}error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
@@ -55,16 +55,24 @@ def cli_errors(fn):
         except OSError as e:
             from .errors import os_error_message
 
-            err.print(f"[bold red]error:[/] {os_error_message(e)}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]{_rank_prefix()}error:[/] {os_error_message(e)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except Exception as e:  # noqa: BLE001
             if os.environ.get("I2I_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {e} (rerun with I2I_DEBUG=1 for the "
+            err.print(f"[bold red]{_rank_prefix()}error:[/] unexpected {type(e).__name__}: {e} (rerun with I2I_DEBUG=1 for the "
                       "traceback and report it)", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _rank_prefix() -> str:
+    """"rank 1: " in the messages of a process started by torchrun (which interleaves their output)."""
+    from .distributed import World
+
+    world = World.from_env()
+    return f"rank {world.rank}: " if world.enabled else ""
 
 
 def _version(value: bool):
@@ -79,7 +87,11 @@ def root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show warnings and errors only."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
+    from .distributed import World
+
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    if not World.from_env().main:  # under torchrun, rank 0 speaks for the run
+        level = max(level, logging.WARNING)
     logger = logging.getLogger("i2i")
     logger.handlers[:] = [RichHandler(console=err, show_path=False, show_time=False, markup=False)]
     logger.setLevel(level)
@@ -148,7 +160,7 @@ def train(
     clip: Optional[float] = typer.Option(None, help="dual with --gan-loss wgan: clip critic weights to +-clip. [default: 0.01]"),
     epochs: Optional[int] = typer.Option(None, help="Epochs at the starting learning rate. [default: 100]"),
     epochs_decay: Optional[int] = typer.Option(None, help="Further epochs with linear decay to zero. [default: 100]"),
-    batch_size: Optional[int] = typer.Option(None, help="Images per step. [default: 1]"),
+    batch_size: Optional[int] = typer.Option(None, help="Images per step in each process: under torchrun the global batch is this times the number of processes. [default: 1; gan, vae: 64]"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate. [default: 0.0002]"),
     beta1: Optional[float] = typer.Option(None, help="Adam beta1. [default: 0.5]"),
     load_size: Optional[int] = typer.Option(None, help="Resize to this before cropping. [default: 286]"),
@@ -224,11 +236,17 @@ def train(
             folder = folder.parent if folder.name in ("train", "A", "trainA") else folder
             name = f"{folder.name}_{mode or 'pix2pix'}"
         cfg = make_config(mode or "pix2pix", name=name, checkpoints_dir=str(checkpoints_dir), **options)
-    observer = TrainProgress()
+    from .distributed import World
+
+    main_rank = World.from_env().main
+    observer = TrainProgress() if main_rank else None
     try:
         run_dir = run_training(cfg, resume=resume, observer=observer)
     finally:
-        observer.stop()
+        if observer:
+            observer.stop()
+    if not main_rank:
+        return
     use = (f"i2i sample {run_dir}" if cfg.mode in ("gan", "vae", "vaegan")
            else f"i2i translate IMAGES --model {run_dir}")
     console.print(f"run saved in [bold]{run_dir}[/]; use it with: {use}", highlight=False)
@@ -252,11 +270,13 @@ def translate(
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
     compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
+    shard: Optional[str] = typer.Option(None, help="I/N: convert only shard I (0 to N-1) of N, chosen by file name, so N machines given the same folders share the work. [default: under torchrun, one shard per process]"),
 ):
     """Translate images with a trained generator, keeping names, formats and sizes."""
+    from .distributed import World
     from .errors import UsageError
     from .runtime import resolve
-    from .translate import load_translator, translate_files
+    from .translate import load_translator, parse_shard, translate_files
 
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
@@ -265,22 +285,27 @@ def translate(
     from .data.images import set_max_pixels
 
     set_max_pixels(max_pixels)
+    world = World.from_env()
+    shard_of = parse_shard(shard) if shard is not None else (world.rank, world.size) if world.enabled else None
     runtime = resolve(device, precision, threads, compile)
     translator = load_translator(model, direction, checkpoints_dir, runtime, eval_mode=not no_eval)
-    err.print(f"model: {translator.source} ({translator.spec['name']}"
-              f"{', ' + translator.direction if translator.direction else ''}); {runtime.describe()}", highlight=False)
+    prefix = f"shard {shard_of[0]}/{shard_of[1]}: " if shard_of else ""
+    if world.main:
+        err.print(f"model: {translator.source} ({translator.spec['name']}"
+                  f"{', ' + translator.direction if translator.direction else ''}); {runtime.describe()}", highlight=False)
     run_name = Path(translator.source).stem if Path(translator.source).is_file() else Path(translator.source).name
-    with Progress(TextColumn("translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err) as bar:
+    with Progress(TextColumn(f"{prefix}translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, disable=not world.main) as bar:
         task = bar.add_task("translate", total=None)
         summary = translate_files(translator, inputs, out, run_name, size, batch_size, overwrite, ab,
-                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"{summary.written} image(s) written to [bold]{summary.out}[/]"
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                  shard=shard_of)
+    console.print(f"{prefix}{summary.written} image(s) written to [bold]{summary.out}[/]"
                   + (f", {summary.existing} already there" if summary.existing else ""), highlight=False)
     for path, reason in summary.failed:
-        err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]{prefix}skipped:[/] {reason}", highlight=False, soft_wrap=True)
     if summary.failed:
-        raise I2IError(f"{len(summary.failed)} image(s) could not be translated (listed above)")
+        raise I2IError(f"{prefix}{len(summary.failed)} image(s) could not be translated (listed above)")
 
 
 @app.command("eval")

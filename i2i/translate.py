@@ -10,6 +10,7 @@ import glob
 import itertools
 import logging
 import os
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -188,6 +189,25 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], Path]:
     return pairs, base
 
 
+def in_shard(rel: Path, shard: tuple[int, int]) -> bool:
+    """Whether the output at relative path ``rel`` belongs to shard ``(i, n)``: CRC-32 of the path,
+    modulo n. Each file's shard depends on its own name only, so machines that list a folder at
+    different moments (while files are still arriving) still never take the same file twice."""
+    i, n = shard
+    return zlib.crc32(rel.as_posix().encode()) % n == i
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N), with 0 <= I < N."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: give I/N, e.g. 0/4 for the first of four shards") from None
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard {text}: I must be 0 to {max(n, 1) - 1} (shards count from 0)")
+    return i, n
+
+
 def plan(inputs: list[str], out: str | Path | None, run_name: str) -> tuple[list[Job], Path]:
     """Decide where each output goes; refuse any output that could land on or inside an input."""
     pairs, base = collect_inputs(inputs)
@@ -258,7 +278,7 @@ def _write(y: torch.Tensor, alpha: Image.Image | None, deep: bool, dst: Path) ->
 def translate_files(translator: Translator, inputs: list[str], out: str | Path | None = None,
                     run_name: str = "i2i", size: int | None = None, batch_size: int | None = None, overwrite: bool = False,
                     ab: bool = False, progress: Callable[[int, int], None] | None = None,
-                    io_threads: int = 2) -> Summary:
+                    io_threads: int = 2, shard: tuple[int, int] | None = None) -> Summary:
     """Translate every input image into ``out`` (keeping relative paths, names and formats).
 
     With ``ab`` the inputs are side-by-side A|B pairs (such as facades/test) and only the half the
@@ -272,12 +292,19 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     advantage in batches: resnet_9blocks at 256x256 measured 1.6 images/s one at a time and 1.0 in
     batches of 4; 8 on GPUs). At most a few batches are in flight, so memory does not grow with the
     number of images.
+
+    ``shard=(i, n)`` keeps only the inputs of shard i of n (see :func:`in_shard`): n processes or
+    machines, each given its own i and the same folders, convert every input exactly once.
     """
     if batch_size is None:
         batch_size = 1 if translator.device.type == "cpu" else 8
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
     jobs, out_dir = plan(inputs, out, run_name)
+    if shard is not None and shard[1] > 1:
+        count = len(jobs)
+        jobs = [j for j in jobs if in_shard(j.dst.relative_to(out_dir), shard)]
+        log.info("shard %d/%d: %d of %d input(s)", *shard, len(jobs), count)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
