@@ -8,12 +8,11 @@ updated are averaged over all processes before the optimiser steps, so every ran
 update to the same weights.
 
 Why averaging by hand rather than wrapping each net in ``DistributedDataParallel``: DDP syncs through
-hooks that assume one ``forward()`` then one ``backward()`` per wrapped module. Our recipes break that
-on purpose: the generator step runs a frozen discriminator (DDP then waits for gradients that never
-come), the VAE calls ``encode``/``decode`` rather than ``forward`` (DDP would sync nothing), and
-VAE-GAN and the gradient penalty use ``torch.autograd.grad``, which DDP does not support. One
-all-reduce of the flattened gradients per optimiser step is the same arithmetic for every recipe;
-what it gives up is DDP's overlap of communication with the backward pass.
+hooks on ``forward()``, and two recipes do not go through it: the VAE calls ``encode``/``decode``
+(DDP would sync nothing) and VAE-GAN takes its gradients from ``torch.autograd.grad``, which DDP
+does not support. One all-reduce of the flattened gradients per optimiser step is the same
+arithmetic for every recipe, so the step code is the same in one process and in many; what it gives
+up is DDP's overlap of communication with the backward pass, which matters on GPUs only.
 
 Batch-norm running statistics are broadcast from rank 0 after each step, as DDP's
 ``broadcast_buffers`` does, so all ranks hold identical state; on CUDA, batch norm becomes
