@@ -207,7 +207,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         set_rng_state(state["rng"])
         saved_world = state.get("world_size", 1)
         if saved_world != world.size:  # the same place in the epoch, counted in examples
-            epoch_step = epoch_step * saved_world // world.size
+            epoch_step = min(epoch_step * saved_world // world.size, steps_per_epoch)
             log.info("the run was trained by %d process(es) and continues with %d", saved_world, world.size)
         if world.main:
             run.truncate_log(step)
