@@ -192,7 +192,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], Path]:
 def in_shard(rel: Path, shard: tuple[int, int]) -> bool:
     """Whether the output at relative path ``rel`` belongs to shard ``(i, n)``: CRC-32 of the path,
     modulo n. Each file's shard depends on its own name only, so machines that list a folder at
-    different moments (while files are still arriving) still never take the same file twice."""
+    different moments (while files are still arriving) still never take the same file twice. The
+    split is even only on average: facades/test's 106 files split 44/62 in two, 40/35/31 in three."""
     i, n = shard
     return zlib.crc32(rel.as_posix().encode()) % n == i
 
