@@ -322,7 +322,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                     save_image(sample_grid(rows), run.samples_dir / f"step_{step:07d}.png")
                 if cfg.val_every and step % cfg.val_every == 0:
                     validate()
-                if step % cfg.save_every == 0:
+                if step % cfg.save_every == 0 and step < total_steps:  # the last step is saved below
                     save()
                 if observer:
                     observer.step(step, epoch + 1, values)
