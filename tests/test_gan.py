@@ -120,3 +120,16 @@ def test_sample_refuses_a_translation_run(aligned_dir, tmp_path):
     run = train(tiny_config(aligned_dir, tmp_path, max_steps=1))
     with pytest.raises(UsageError, match="pix2pix run, which translates images"):
         sample(run)
+
+
+def test_slerp_keeps_the_norm_of_gaussian_noise_where_the_line_does_not():
+    from i2i.generate import slerp
+
+    a, b = (torch.randn(1, 100, generator=torch.Generator().manual_seed(s)) for s in (3, 7))
+    t = torch.linspace(0, 1, 5)[:, None]
+    z = slerp(a, b, t)
+    assert torch.allclose(z[0], a[0], atol=1e-5) and torch.allclose(z[-1], b[0], atol=1e-5)
+    norms = z.norm(dim=1)
+    assert norms.min() > 0.9 * min(a.norm(), b.norm())  # stays on the shell where N(0, I) samples lie
+    assert ((a + b) / 2).norm() < 0.8 * norms[2]  # the straight line's midpoint is far shorter
+    assert torch.allclose(slerp(a, a, t), a.expand(5, -1), atol=1e-5)
