@@ -61,12 +61,14 @@ class World:
         return self.rank == 0
 
     def start(self, device) -> None:
-        """Join the process group (NCCL for CUDA devices, gloo otherwise); a no-op for one process."""
+        """Join the process group; a no-op for one process. On CUDA, NCCL carries the CUDA tensors
+        (gradients, weights) and gloo the few CPU-side numbers (losses to log, the stop flag, the
+        weight digests), which NCCL cannot take; elsewhere gloo carries everything."""
         import torch.distributed as dist
 
         if not self.enabled or dist.is_initialized():
             return
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=60),
                                 device_id=device if device.type == "cuda" else None)
         log.debug("rank %d of %d joined the %s process group", self.rank, self.size, backend)

@@ -151,8 +151,9 @@ def resolve(device: str = "auto", precision: str = "auto", threads: int | None =
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     dev = pick_device(device)
-    if dev.type == "cuda" and World.from_env().enabled:  # one GPU per process under torchrun
-        dev = torch.device("cuda", World.from_env().local_rank % torch.cuda.device_count())
+    world = World.from_env()
+    if dev.type == "cuda" and world.enabled:  # one GPU per process under torchrun
+        dev = torch.device("cuda", world.local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if dev.type == "cpu":
         threads = pick_threads(threads)
