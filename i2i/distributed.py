@@ -14,8 +14,9 @@ does not support. One all-reduce of the flattened gradients per optimiser step i
 arithmetic for every recipe, so the step code is the same in one process and in many; what it gives
 up is DDP's overlap of communication with the backward pass, which matters on GPUs only.
 
-Batch-norm running statistics are broadcast from rank 0 after each step, as DDP's
-``broadcast_buffers`` does, so all ranks hold identical state; on CUDA, batch norm becomes
+Batch-norm running statistics are broadcast from rank 0 before every save (DDP's
+``broadcast_buffers`` does it at every step; training uses batch statistics, so only what is saved
+depends on them), so checkpoints hold rank 0's, as DDP's would; on CUDA, batch norm becomes
 ``SyncBatchNorm`` so the batch statistics themselves span the global batch.
 """
 
