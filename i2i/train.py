@@ -142,8 +142,7 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     """
     world = World.from_env()
     runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
-    device = runtime.device
-    world.start(device)
+    world.start(runtime.device)
     try:
         return _train(cfg, resume, observer if world.main else None, world, runtime)
     finally:
