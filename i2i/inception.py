@@ -70,8 +70,10 @@ def load_inception(path: str | Path) -> InceptionFeatures:
     if not path.is_file():
         raise UsageError(f"--inception-weights {path}: no such file; {HOW_TO_GET}")
     net = fid_inception_architecture()
+    from .runs import torch_load
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path)  # weights_only; torch's advice to unpickle code never reaches the user
         net.load_state_dict(state, strict=True)
     except Exception as e:  # noqa: BLE001
         raise I2IError(f"{path}: not pytorch-fid Inception weights ({str(e).splitlines()[0]}); {HOW_TO_GET}") from None

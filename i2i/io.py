@@ -1,19 +1,57 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written file.
+
+A write goes to a temporary file beside its target, ``.NAME.i2i-OWNER-PID-XXXX.tmp``, which is then
+renamed onto the target. OWNER identifies this machine and process namespace (a hash of the host
+name, boot id and PID namespace) and PID the writing process, so :func:`remove_stale_temps` can tell
+the temp file of a killed writer (``kill -9``, power loss) from one that a live writer on this or
+another machine sharing the folder is still writing.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import logging
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
+log = logging.getLogger(__name__)
+
+# a temp file whose writer cannot be identified as dead is removed only once it is this old
+# (seconds since its last change): no writer leaves its temp file untouched for a day
+STALE_AGE_S = 24 * 3600
+_TEMP = re.compile(r"^\..+\.i2i-(?P<owner>[0-9a-f]{12})-(?P<pid>\d+)-[^.]*\.tmp$")
+_OLD_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp's names, as older i2i wrote them
+
+
+@functools.lru_cache(maxsize=1)
+def _owner() -> str:
+    """12 hex digits naming this machine, boot and PID namespace: PIDs are only comparable within it."""
+    parts = [socket.gethostname()]
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(Path(source).read_text().strip() if "boot_id" in source else str(os.stat(source).st_ino))
+        except OSError:
+            parts.append("")
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "replace")).hexdigest()[:12]
+
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, fsync, then rename onto ``path``."""
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path``; on any error the temp file is removed.
+
+    The temp file lies beside ``path`` and is named ``.NAME.i2i-OWNER-PID-XXXX.tmp`` (NAME cut to
+    100 bytes), so a later :func:`remove_stale_temps` can clear it if this process is killed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    name = path.name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "surrogateescape")  # 100 bytes
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.i2i-{_owner()}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -41,3 +79,56 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process we can ask about: keep its file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process (or a PID this system cannot hold): assume it writes
+    return True
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = False) -> int:
+    """Remove the temp files that dead writers of :func:`atomic_write` left in ``folder`` (and its
+    subfolders with ``recursive``); returns how many were removed.
+
+    A temp file is stale when its writer ran on this machine (same host, boot and PID namespace) and
+    its process is gone, or when it has not changed for :data:`STALE_AGE_S` seconds (writers on other
+    machines, and temp files of older i2i versions, whose names do not say who wrote them). The temp
+    file of a live writer, here or on another machine sharing the folder, is never removed. Only
+    hidden ``.tmp`` files named as :func:`atomic_write` names them (or as ``tempfile.mkstemp`` did for
+    older i2i versions, ``.NAME.XXXXXXXX.tmp``) are candidates; other files, symlinks and folders are
+    left alone, and a missing folder gives 0. A file that cannot be removed is logged and skipped.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed, now, owner = 0, time.time(), _owner()
+    candidates = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    for path in candidates:
+        match = _TEMP.match(path.name)
+        if match is None and not _OLD_TEMP.match(path.name):
+            continue
+        try:
+            st = path.lstat()
+            if not path.is_file() or path.is_symlink():
+                continue
+            dead = match is not None and match["owner"] == owner and not _pid_alive(int(match["pid"]))
+            if not dead and now - st.st_mtime < STALE_AGE_S:
+                continue
+            path.unlink()
+        except FileNotFoundError:  # another process removed it first, or its writer renamed it
+            continue
+        except OSError as e:
+            log.warning("%s: stale temp file not removed (%s)", path, e.strerror or e)
+            continue
+        removed += 1
+        log.debug("removed %s, left by a writer that was killed", path)
+    if removed:
+        log.info("%s: removed %d temp file(s) left by killed writers", folder, removed)
+    return removed

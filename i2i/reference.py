@@ -17,10 +17,20 @@ from .errors import I2IError, UsageError
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a reference ``.pth`` state dict safely and clean it for ``strict=True`` loading."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{path}: not a state dict of tensors")
+    """Read a reference ``.pth`` state dict safely and clean it for ``strict=True`` loading.
+
+    Raises ValueError with a reason of i2i's own (never torch's advice to load with
+    ``weights_only=False``): pickled objects refused, not a PyTorch file, not a state dict of tensors.
+    """
+    from .runs import torch_load
+
+    try:
+        sd = torch_load(path)
+    except OSError as e:
+        raise ValueError(f"cannot be read: {e.strerror or e}") from None
+    if not isinstance(sd, dict) or not all(isinstance(k, str) for k in sd) \
+            or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError("not a state dict of tensors")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from DataParallel
     return clean_state_dict(sd)
 
@@ -77,12 +87,21 @@ def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
 
 
 def read_generator(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, ``nets.create`` arguments) of a reference generator file, or a one-line error."""
+    """(state dict, ``nets.create`` arguments) of a reference generator file, or a one-line
+    :class:`I2IError` naming the file. The arguments are checked against the file's tensor shapes
+    on the meta device (:func:`i2i.runs.check_fit`) before anything is built."""
+    from .runs import check_fit
+
     try:
         state_dict = load_state_dict(path)
-        return state_dict, infer_generator_spec(state_dict)
-    except Exception as e:  # noqa: BLE001  (pickled code refused by weights_only, foreign files)
+        spec = infer_generator_spec(state_dict)
+    except ValueError as e:  # our own reasons (load_state_dict turns torch's errors into these)
         raise I2IError(f"{path}: not a generator file of pytorch-CycleGAN-and-pix2pix ({e})") from None
+    except Exception as e:  # noqa: BLE001  (a state dict whose keys or shapes infer_generator_spec cannot read)
+        raise I2IError(f"{path}: not a generator file of pytorch-CycleGAN-and-pix2pix (its tensors do not "
+                       f"form a ResNet or U-Net generator: {type(e).__name__})") from None
+    check_fit(spec, {k: tuple(v.shape) for k, v in state_dict.items()}, path)
+    return state_dict, spec
 
 
 def import_generator(path: str | Path, run_dir: str | Path, direction: str = "AtoB") -> Path:
@@ -98,10 +117,13 @@ def import_generator(path: str | Path, run_dir: str | Path, direction: str = "At
     path, run_dir = Path(path), Path(run_dir)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    from .io import remove_stale_temps
+
+    remove_stale_temps(run_dir)  # those of an import that was killed
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UsageError(f"{run_dir} already exists; choose another --name")
     state_dict, spec = read_generator(path)
-    net = generator_from_weights(spec, state_dict)
+    net = generator_from_weights(spec, state_dict, source=path)
     save_weights(run_dir / "G.safetensors", net, spec)
     write_json(run_dir / "config.json", {
         "mode": "imported", "name": run_dir.name, "source": str(path.resolve()),

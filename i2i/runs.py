@@ -4,17 +4,27 @@
       config.json        the full training config, plus which generator translates which way
       G.safetensors      generator weights (safetensors; the rebuild arguments in its metadata)
       state.pt           everything needed to resume: all nets, optimizers, epoch/step, RNG states
+      state.prev.pt      the checkpoint before it, kept so that a damaged state.pt loses no progress
       log.jsonl          one JSON object per logged step
       samples/           periodic sample grids (input | output | target)
 
 Every file is written atomically. ``state.pt`` holds only tensors and plain Python values, so it is
-read with ``torch.load(weights_only=True)``: no code is ever unpickled.
+read with ``torch.load(weights_only=True)``: no code is ever unpickled. Before a new ``state.pt`` takes
+its place, the old one becomes ``state.prev.pt``; a resume reads ``state.pt``, or ``state.prev.pt``
+(with a warning) when ``state.pt`` is missing or damaged.
+
+Weight files are checked before any network is built: :func:`check_fit` compares the tensor shapes
+a file holds with those of the network its spec describes, built on the meta device (no memory).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -25,6 +35,7 @@ from .io import atomic_write, write_json
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.pt"
+PREV_STATE_FILE = "state.prev.pt"
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
 CONFIG_FORMAT = 1  # bump when config.json changes in a way older readers would misread
@@ -40,16 +51,100 @@ def save_weights(path: Path, module: torch.nn.Module, spec: dict) -> Path:
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Read a safetensors file: (state dict, spec from its metadata or None)."""
+    """Read a safetensors file: (state dict, spec from its metadata or None).
+
+    When the file has a spec, it is checked against the file's tensor shapes (read from the header)
+    with :func:`check_fit` before any tensor is read or network built. Raises :class:`I2IError`
+    naming the file when it is damaged, foreign, or its spec does not fit its tensors.
+    """
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        return load_file(str(path)), json.loads(meta["i2i_spec"]) if "i2i_spec" in meta else None
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            spec = None
+            if "i2i_spec" in meta:
+                try:
+                    spec = json.loads(meta["i2i_spec"])
+                except ValueError:
+                    raise I2IError(f"{path}: its i2i_spec metadata is not JSON; the file is damaged") from None
+                check_fit(spec, shapes, path)
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+        return state_dict, spec
+    except I2IError:
+        raise
     except Exception as e:  # noqa: BLE001  (a damaged or foreign file)
-        raise I2IError(f"{path}: cannot read weights ({e}); is it a complete .safetensors file?") from None
+        raise I2IError(f"{path}: cannot read weights ({_first_line(e)}); is it a complete .safetensors file?") from None
+
+
+# spec arguments that set a network's depth: each level holds at least one tensor, so a file with
+# N tensors cannot describe more than N levels (checked before building, so a spec cannot make the
+# meta build itself slow)
+DEPTH_ARGS = ("n_blocks", "num_downs", "n_layers")
+GENERATOR_KINDS = ("generator", "latent_generator", "vae")
+
+
+def check_fit(spec, shapes: dict[str, tuple[int, ...]], source: str | Path) -> None:
+    """Check that ``spec`` (``nets.create`` arguments) describes a generator whose state dict has
+    exactly the tensor ``shapes`` (name -> shape) that ``source`` holds, without allocating anything:
+    the network is built on the meta device. ``num_batches_tracked`` entries may be missing
+    (pre-0.4.1 PyTorch files). Raises :class:`I2IError` naming ``source``: unknown or non-generator
+    names, arguments of the wrong type or range, missing, extra or wrongly shaped tensors.
+    """
+    from . import nets
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise I2IError(f"{source}: its spec is not an i2i network description (a JSON object with a \"name\")")
+    name = spec["name"]
+    kinds = {n for kind in GENERATOR_KINDS for n in nets.names(kind)}
+    if name not in kinds:
+        raise I2IError(f"{source}: names the network {name[:80]!r}, which is not a generator this i2i knows "
+                       f"({', '.join(sorted(kinds))}); was it written by another program or a newer i2i?")
+    for key, value in spec.items():
+        if key in ("init", "init_gain"):
+            raise I2IError(f"{source}: its spec sets {key!r}, which a weights file never needs")
+        if key in DEPTH_ARGS and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= len(shapes)):
+            raise I2IError(f"{source}: its spec says {key}={value!r}, which does not fit the {len(shapes)} tensors "
+                           "the file holds")
+    try:
+        with torch.device("meta"), warnings.catch_warnings():  # no memory; torch's notes on odd sizes hidden
+            warnings.simplefilter("ignore")
+            net = nets.create(**{k: v for k, v in spec.items() if k != "name"}, name=name, init=None)
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    except I2IError:
+        raise
+    except Exception as e:  # noqa: BLE001  (any argument that the builder refuses)
+        raise I2IError(f"{source}: its spec does not describe a {name} network ({_first_line(e)})") from None
+    empty = [k for k, p in net.named_parameters() if p.numel() == 0]
+    if empty:
+        raise I2IError(f"{source}: its spec describes a {name} network with empty layers (e.g. {empty[0]}); "
+                       "a width or channel count is 0")
+    missing = [k for k in expected if k not in shapes and not k.endswith("num_batches_tracked")]
+    extra = [k for k in shapes if k not in expected]
+    wrong = [k for k in expected if k in shapes and tuple(shapes[k]) != expected[k]]
+    if missing or extra or wrong:
+        problems = []
+        if wrong:
+            k = wrong[0]
+            problems.append(f"{len(wrong)} tensor(s) of the wrong shape, e.g. {k} is {tuple(shapes[k])}, "
+                            f"not {expected[k]}")
+        if missing:
+            problems.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if extra:
+            problems.append(f"{len(extra)} that the network lacks, e.g. {extra[0][:80]}")
+        raise I2IError(f"{source}: its weights do not fit the {name} network its spec describes "
+                       f"({'; '.join(problems)})")
+
+
+def _first_line(e: BaseException) -> str:
+    """An exception's first line, without torch's advice to load with ``weights_only=False``
+    (following it could run code from the file)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if "weights_only" in text or "Weights only" in text or "WeightsUnpickler" in text:
+        return "it holds objects other than tensors"
+    return text[:200]
 
 
 class Run:
@@ -85,6 +180,36 @@ class Run:
                            f"i2i reads ({CONFIG_FORMAT}); upgrade i2i to use this run")
         return doc
 
+    def generators(self, doc: dict | None = None) -> dict[str, dict]:
+        """The ``generators`` section of config.json (``doc``: the config already read), checked:
+        generator name -> {"file": Path of its weights inside the run folder, "spec": dict,
+        "directions": list of "AtoB"/"BtoA"}. Raises :class:`I2IError` naming config.json and the
+        field when the section is missing, mistyped, or names a file outside the run folder."""
+        doc = self.read_config() if doc is None else doc
+        section = doc.get("generators")
+
+        def bad(where: str, problem: str):
+            raise I2IError(f"{self.config_path}: field {where} {problem}; the file is damaged: put back a copy "
+                           "from a backup")
+
+        if not isinstance(section, dict) or not section:
+            bad("'generators'", "is missing or empty" if not section else "is not a JSON object")
+        out = {}
+        for name, g in section.items():
+            where = f"'generators.{name}"
+            if not isinstance(g, dict):
+                bad(where + "'", "is not a JSON object")
+            file, spec, directions = g.get("file"), g.get("spec"), g.get("directions")
+            if not isinstance(file, str) or not file or file != Path(file).name or file.startswith(".") \
+                    or "\\" in file or "\0" in file:
+                bad(where + ".file'", f"is {json.dumps(file)[:60]}, not the name of a file in the run folder")
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                bad(where + ".spec'", "is not a network description (a JSON object with a \"name\")")
+            if not isinstance(directions, list) or not all(d in ("AtoB", "BtoA") for d in directions):
+                bad(where + ".directions'", "is not a list of AtoB and BtoA")
+            out[name] = {"file": self.path / file, "spec": spec, "directions": list(directions)}
+        return out
+
     def write_config(self, cfg, translators: dict[str, str], specs: dict[str, dict]) -> None:
         """``translators``: direction -> generator name; ``specs``: generator name -> create() args."""
         from . import __version__
@@ -110,18 +235,53 @@ class Run:
             save_weights(best.path / f"{name}.safetensors", mode.nets[name], spec)
         write_json(best.config_path, {**self.read_config(), "best": info})
 
-    def save_state(self, state: dict) -> None:
-        atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
+    prev_state_path = property(lambda self: self.path / PREV_STATE_FILE)
 
-    def load_state(self) -> dict:
-        try:
-            return torch.load(self.state_path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            if "Weights only load failed" in str(e):
-                raise I2IError(f"{self.state_path}: holds pickled objects, not only tensors; refused, since loading "
-                               "it could run code (i2i's own checkpoints never need that)") from None
-            raise I2IError(f"{self.state_path}: cannot be read ({str(e).splitlines()[0]}); "
-                           "delete it to restart the run from its weights") from None
+    def save_state(self, state: dict) -> None:
+        """Write ``state.pt`` atomically; the one it replaces becomes ``state.prev.pt``."""
+
+        def write(tmp):
+            torch.save(state, tmp)
+            if self.state_path.is_file():
+                os.replace(self.state_path, self.prev_state_path)
+
+        atomic_write(self.state_path, write)
+
+    def weight_files(self) -> list[Path]:
+        """The generator weight files at the top of the run folder (the trained progress)."""
+        return sorted(self.path.glob("*.safetensors")) if self.path.is_dir() else []
+
+    def load_state(self, use: str | None = None) -> dict | None:
+        """The checkpoint to resume from: ``state.pt``, else ``state.prev.pt`` with a warning when
+        ``state.pt`` is missing or damaged; None when the run saved nothing yet (no checkpoint and
+        no weight files: it restarts from step 0).
+
+        Raises :class:`I2IError` when no checkpoint can be read but weight files hold trained
+        progress: the message says why and how to use that progress (``use``: the command that
+        uses the run, e.g. ``i2i translate IMAGES --model RUN``). It never advises deleting a file.
+        """
+        problems = []
+        for path in (self.state_path, self.prev_state_path):
+            if not path.is_file():
+                if path == self.state_path:
+                    problems.append(f"{path.name} is missing")
+                continue
+            try:
+                state = _read_state(path)
+            except I2IError as e:
+                problems.append(f"{path.name} {e}")
+                continue
+            if problems:
+                log.warning("%s: %s; continuing from the checkpoint before it (%s, step %d)",
+                            self.path, "; ".join(problems), path.name, state["step"])
+            return state
+        if not self.prev_state_path.is_file() and not self.state_path.is_file() and not self.weight_files():
+            return None
+        use = use or f"i2i translate IMAGES --model {self.path}"
+        kept = ", ".join(p.name for p in self.weight_files()) or "no weight files"
+        raise I2IError(f"{self.path}: no checkpoint to continue training from ({'; '.join(problems)}); the trained "
+                       f"weights are kept ({kept}): use them with {use}, or put back a copy of {STATE_FILE} "
+                       "from a backup and resume again")
 
     def append_log(self, record: dict) -> None:
         with open(self.log_path, "a", encoding="utf-8") as f:
@@ -142,6 +302,50 @@ class Run:
         """Drop log lines past ``step``: after a resume they would be repeated."""
         kept = [r for r in self.read_log() if r.get("step", 0) <= step]
         atomic_write(self.log_path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept)))
+
+
+def torch_load(path: str | Path):
+    """``torch.load(path, weights_only=True)`` on the CPU, for every PyTorch file i2i reads (checkpoints,
+    reference generators, Inception weights): no code is ever unpickled, and torch's own messages
+    (its advice to retry with ``weights_only=False``, notes on pickle protocols) never reach the user.
+
+    Raises ValueError whose text is i2i's reason, starting lower case: pickled objects refused, or
+    the file is damaged or not a plain file of tensors. OSError (no such file, permissions) passes
+    through.
+    """
+    try:
+        with warnings.catch_warnings():  # torch's notes on the file's pickle protocol are not for users
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise ValueError("it holds pickled objects, not only tensors: refused, since loading it could run "
+                             "code") from None
+        raise ValueError("it is damaged or not a plain PyTorch file of tensors: refused") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ValueError(f"it is damaged or cut short ({_first_line(e)})") from None
+    except Exception:  # noqa: BLE001  (whatever a damaged file makes the unpickler raise)
+        raise ValueError("it is damaged or not a PyTorch file") from None
+
+
+def _read_state(path: Path) -> dict:
+    """One checkpoint file, read with :func:`torch_load` and checked for the fields a resume needs;
+    :class:`I2IError` with a reason (starting lower case) otherwise."""
+    try:
+        state = torch_load(path)
+    except (ValueError, OSError) as e:
+        reason = str(e).removeprefix("it ") if isinstance(e, ValueError) else _first_line(e)
+        raise I2IError(reason) from None
+    ok = (isinstance(state, dict) and isinstance(state.get("nets"), dict)
+          and all(isinstance(v, dict) for v in state["nets"].values())
+          and isinstance(state.get("optimizers"), dict) and isinstance(state.get("rng"), dict)
+          and all(isinstance(state.get(k), int) and not isinstance(state.get(k), bool) and state[k] >= 0
+                  for k in ("step", "epoch", "epoch_step")))
+    if not ok:
+        raise I2IError("is damaged (it lacks the fields of an i2i checkpoint)")
+    return state
 
 
 def newest_run(checkpoints_dir: str | Path = "checkpoints") -> Path | None:

@@ -112,3 +112,19 @@ def test_inception_loader_reads_a_file_in_pytorch_fid_format(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     with pytest.raises(I2IError, match="not pytorch-fid Inception weights"):
         load_inception(bad)
+
+
+def test_inception_loader_refuses_pickled_code_in_its_own_words(tmp_path):
+    """A weights file that holds an object, not only tensors: refused, and torch's advice to retry
+    with weights_only=False never reaches the user."""
+    from i2i.inception import load_inception
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Pickled()}, path)
+    with pytest.raises(I2IError) as e:
+        load_inception(path)
+    assert "pickled objects" in str(e.value) and "weights_only" not in str(e.value)
+
+
+class Pickled:
+    """An object that only a full unpickler would rebuild (weights_only refuses its class)."""

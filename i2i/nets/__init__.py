@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+from ..errors import UsageError
+
 _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 
 
@@ -35,10 +37,23 @@ def names(kind: str | None = None) -> list[str]:
     return sorted(n for n, (k, _) in _REGISTRY.items() if kind is None or k == kind)
 
 
+class UnknownNetworkError(UsageError, KeyError):
+    """A network name that is not registered (a usage error, and a KeyError for older callers)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+
 def create(name: str, init: str | None = "normal", init_gain: float = 0.02, **kwargs) -> nn.Module:
-    """Build a registered network and initialise its weights (``init=None`` keeps PyTorch's)."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown network {name!r}; choose from {', '.join(names())}")
+    """Build a registered network and initialise its weights (``init=None`` keeps PyTorch's).
+
+    Built on the current default device: inside ``with torch.device("meta"):`` no memory is
+    allocated, which is how weight files are checked before the real network is built (see
+    :func:`i2i.runs.check_fit`). Raises :class:`UnknownNetworkError` for a name that is not
+    registered, TypeError or ValueError for arguments the builder refuses.
+    """
+    if not isinstance(name, str) or name not in _REGISTRY:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise UnknownNetworkError(f"unknown network {shown}; choose from {', '.join(names())}")
     net = _REGISTRY[name][1](**kwargs)
     if init is not None:
         from .layers import init_weights
