@@ -13,10 +13,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from .data.images import IMAGE_EXTENSIONS, list_images, load_image, open_image, save_image, to_mode
-from .errors import ImageError, UsageError
+from .data.images import (DEEP_FORMATS, IMAGE_EXTENSIONS, deep_to_array, is_deep, list_images, open_image,
+                          save_image, save_image16, to_mode, unit_image)
+from .errors import I2IError, ImageError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +121,30 @@ def _by_stem(root: Path, images: list[Path], skipped: list[tuple[str, str]]) -> 
     return keyed
 
 
-def _load(path: Path, skipped: list[tuple[str, str]], channels: int = 3) -> Image.Image | None:
+def _open(path: Path, skipped: list[tuple[str, str]]) -> Image.Image | None:
     try:
-        return load_image(path, channels)
+        return open_image(path)
     except ImageError as e:
         log.warning("skipping %s: %s", path, _reason(e, path))
         skipped.append((str(path), _reason(e, path)))
         return None
+
+
+def _to_uint16(unit: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (the numeric rule's, see :mod:`i2i.data.images`) back to 16-bit integers;
+    a 16-bit file's own values come back exactly."""
+    return np.round(unit.astype(np.float64) * 65535.0).astype(np.uint16)
+
+
+def _no_match_error(a_root: Path, b_root: Path, a_names: list[str], b_names: list[str]) -> I2IError:
+    def first(keys: list[str]) -> str:
+        shown = ", ".join(sorted(keys)[:3])
+        return f"{shown}, ..." if len(keys) > 3 else shown
+
+    return I2IError(
+        f"{a_root} and {b_root}: no file names match ({len(a_names)} in A: {first(a_names)}; {len(b_names)} in B: "
+        f"{first(b_names)}); pairs are matched by relative path without extension (A/x/1.jpg with B/x/1.png), "
+        "so rename the files of one folder to match the other")
 
 
 def _shuffled(images: list[Path], seed: int) -> list[Path]:
@@ -153,6 +172,13 @@ def combine(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path) -> Prepar
 
     Pairs are matched by relative path without extension; the output keeps A's relative path and
     extension. A B image of a different size is resized (bicubic) to A's size so the halves align.
+    When both halves are 16-bit (or float) grayscale and A's format can hold 16 bits (PNG, TIFF),
+    the A|B image is 16-bit grayscale with the files' own values (floats as ``round(65535 * v)``);
+    otherwise it is 8-bit RGB, by the numeric rule of :mod:`i2i.data.images`.
+
+    Files without a partner are listed in the report's ``unmatched`` (and counted in the log).
+    Raises :class:`~i2i.errors.I2IError` (exit 1) if no file of A matches one of B, before
+    writing anything.
     """
     a_root, a_images = _source_images(a_dir, "A")
     b_root, b_images = _source_images(b_dir, "B")
@@ -161,10 +187,16 @@ def combine(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path) -> Prepar
     a_by_key = _by_stem(a_root, a_images, skipped)
     b_by_key = _by_stem(b_root, b_images, skipped)
 
-    unmatched = [a_by_key[k].relative_to(a_root).as_posix() for k in a_by_key if k not in b_by_key]
-    unmatched += [b_by_key[k].relative_to(b_root).as_posix() for k in b_by_key if k not in a_by_key]
-    for rel in unmatched:
-        log.warning("no partner for %s; left out", rel)
+    only_a = [k for k in a_by_key if k not in b_by_key]
+    only_b = [k for k in b_by_key if k not in a_by_key]
+    if len(only_a) == len(a_by_key):
+        raise _no_match_error(a_root, b_root, [p.relative_to(a_root).as_posix() for p in a_by_key.values()],
+                              [p.relative_to(b_root).as_posix() for p in b_by_key.values()])
+    unmatched = [a_by_key[k].relative_to(a_root).as_posix() for k in only_a]
+    unmatched += [b_by_key[k].relative_to(b_root).as_posix() for k in only_b]
+    if unmatched:
+        log.warning("%d file(s) of %s and %d of %s have no partner and are left out",
+                    len(only_a), a_root, len(only_b), b_root)
 
     out.mkdir(parents=True, exist_ok=True)
     written = resized = 0
@@ -172,19 +204,31 @@ def combine(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path) -> Prepar
         b_path = b_by_key.get(key)
         if b_path is None:
             continue
-        a_img = _load(a_path, skipped)
-        b_img = _load(b_path, skipped)
-        if a_img is None or b_img is None:
+        a_raw, b_raw = _open(a_path, skipped), _open(b_path, skipped)
+        if a_raw is None or b_raw is None:
             continue
+        dest = out / a_path.relative_to(a_root)
+        deep = is_deep(a_raw) and is_deep(b_raw) and dest.suffix.lower() in DEEP_FORMATS
+        if deep:
+            a_img, b_img = unit_image(a_raw), unit_image(b_raw)
+        else:
+            a_img = _converted(a_path, a_raw, skipped)
+            b_img = _converted(b_path, b_raw, skipped)
+            if a_img is None or b_img is None:
+                continue
         if b_img.size != a_img.size:
             log.debug("resizing %s from %dx%d to %dx%d", b_path, *b_img.size, *a_img.size)
             b_img = b_img.resize(a_img.size, Image.Resampling.BICUBIC)
             resized += 1
-        w, h = a_img.size
-        ab = Image.new("RGB", (2 * w, h))
-        ab.paste(a_img, (0, 0))
-        ab.paste(b_img, (w, 0))
-        save_image(ab, out / a_path.relative_to(a_root))
+        if deep:
+            ab16 = _to_uint16(np.concatenate([deep_to_array(a_img), deep_to_array(b_img)], axis=1))
+            save_image16(ab16, dest)
+        else:
+            w, h = a_img.size
+            ab = Image.new("RGB", (2 * w, h))
+            ab.paste(a_img, (0, 0))
+            ab.paste(b_img, (w, 0))
+            save_image(ab, dest)
         written += 1
     if resized:
         log.info("resized %d B image(s) to the size of their A partner (bicubic)", resized)
@@ -192,10 +236,21 @@ def combine(a_dir: str | Path, b_dir: str | Path, out_dir: str | Path) -> Prepar
     return PrepareReport(written, skipped, unmatched, out)
 
 
+def _converted(path: Path, img: Image.Image, skipped: list[tuple[str, str]], channels: int = 3) -> Image.Image | None:
+    """``to_mode(img, channels)``, or None (reported) for a mode Pillow cannot convert."""
+    try:
+        return to_mode(img, channels)
+    except (ValueError, OSError) as e:
+        reason = f"cannot convert its mode {img.mode} ({e}); convert the file to PNG or remove it"
+        log.warning("skipping %s: %s", path, reason)
+        skipped.append((str(path), reason))
+        return None
+
+
 def split_ab(ab_dir: str | Path, out_dir: str | Path) -> PrepareReport:
     """Cut A|B images back into out/A and out/B, e.g. to train CycleGAN on a pix2pix dataset.
 
-    Grayscale stays grayscale; anything else becomes RGB. An odd width has no exact middle, so
+    Grayscale stays grayscale (16-bit stays 16-bit in PNG and TIFF); anything else becomes RGB. An odd width has no exact middle, so
     such images are skipped rather than guessed at.
     """
     root, images = _source_images(ab_dir, "A|B")
@@ -211,8 +266,6 @@ def split_ab(ab_dir: str | Path, out_dir: str | Path) -> PrepareReport:
             log.warning("skipping %s: %s", path, _reason(e, path))
             skipped.append((str(path), _reason(e, path)))
             continue
-        gray = img.mode in _GRAY_MODES or img.mode.startswith("I;")
-        img = to_mode(img, 1 if gray else 3)
         w, h = img.size
         if w % 2:
             reason = f"odd width {w}; an A|B image must be two halves of equal width"
@@ -220,6 +273,16 @@ def split_ab(ab_dir: str | Path, out_dir: str | Path) -> PrepareReport:
             skipped.append((str(path), reason))
             continue
         rel = path.relative_to(root)
+        if is_deep(img) and path.suffix.lower() in DEEP_FORMATS:  # 16-bit halves, the file's own values
+            ab16 = _to_uint16(deep_to_array(img))
+            save_image16(ab16[:, : w // 2], out / "A" / rel)
+            save_image16(ab16[:, w // 2:], out / "B" / rel)
+            written += 1
+            continue
+        gray = img.mode in _GRAY_MODES or img.mode.startswith("I;")
+        img = _converted(path, img, skipped, 1 if gray else 3)
+        if img is None:
+            continue
         save_image(img.crop((0, 0, w // 2, h)), out / "A" / rel)
         save_image(img.crop((w // 2, 0, w, h)), out / "B" / rel)
         written += 1

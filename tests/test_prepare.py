@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from i2i.errors import UsageError
@@ -246,3 +249,57 @@ def test_unpaired_bad_fraction(tmp_path, paired, test):
     a, b, _ = paired
     with pytest.raises(UsageError, match="--test"):
         unpaired(a, b, tmp_path / "o", test=test)
+
+
+# --- prepare combine through the CLI: nothing matched is a failure, each unmatched file said once ----
+
+def _invoke_combine(a: Path, b: Path, out: Path):
+    from typer.testing import CliRunner
+
+    from i2i.cli import app
+
+    return CliRunner().invoke(app, ["prepare", "combine", "--a", str(a), "--b", str(b), "--out", str(out)])
+
+
+def test_cli_combine_that_matches_nothing_fails_with_a_summary(tmp_path):
+    for i, name in enumerate(["img_001", "img_002", "img_003", "img_004"]):
+        make_image(tmp_path / f"A/{name}.jpg", i)
+    for i, name in enumerate(["001", "002"]):
+        make_image(tmp_path / f"B/{name}.png", 10 + i)
+    result = _invoke_combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "Traceback" not in result.output and text.count("error:") == 1
+    assert "no file names match (4 in A: img_001.jpg, img_002.jpg, img_003.jpg, ...; 2 in B: 001.png, 002.png)" in text
+    assert "rename the files of one folder to match the other" in text
+    assert "no partner" not in text and not (tmp_path / "AB").exists()
+    for i, name in enumerate(["001", "002"]):  # the advice: rename, and run the same command again
+        (tmp_path / f"B/{name}.png").rename(tmp_path / f"B/img_{name}.png")
+    again = _invoke_combine(tmp_path / "A", tmp_path / "B", tmp_path / "AB")
+    assert again.exit_code == 0, again.output
+    assert files(tmp_path / "AB") == ["img_001.jpg", "img_002.jpg"]
+
+
+names = st.sets(st.sampled_from(["a", "b", "c", "d", "e", "sub/f"]), min_size=1, max_size=4)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a_names=names, b_names=names)
+def test_cli_combine_reports_each_unmatched_file_once(a_names, b_names):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for i, name in enumerate(sorted(a_names)):
+            make_image(root / f"A/{name}.png", i)
+        for i, name in enumerate(sorted(b_names)):
+            make_image(root / f"B/{name}.jpg", 10 + i)
+        result = _invoke_combine(root / "A", root / "B", root / "AB")
+        matched = a_names & b_names
+        if not matched:
+            assert result.exit_code == 1 and "no file names match" in result.output
+            return
+        assert result.exit_code == 0, result.output
+        assert files(root / "AB") == sorted(f"{n}.png" for n in matched)
+        for name in sorted(a_names - b_names):
+            assert result.output.count(f"{name}.png") == 1, result.output
+        for name in sorted(b_names - a_names):
+            assert result.output.count(f"{name}.jpg") == 1, result.output

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from .images import image_to_array, load_image, read_with_fallback
+from .images import read_array, read_with_fallback
 from .unpaired import readable_images
 
 
@@ -43,7 +43,7 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        image, index = read_with_fallback(lambda i: image_to_array(load_image(self.files[i], self.channels)),
+        image, index = read_with_fallback(lambda i: read_array(self.files[i], self.channels),
                                           index, len(self.files), self.root)
         from .transforms import to_tensor
 

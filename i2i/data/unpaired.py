@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from .images import image_to_array, list_images, load_image, read_with_fallback, scan_images
+from .images import list_images, read_array, read_with_fallback, scan_images
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         return max(len(self.files_a), len(self.files_b))
 
     def _load(self, files: list[Path], index: int, channels: int):
-        image, index = read_with_fallback(lambda i: image_to_array(load_image(files[i], channels)), index,
+        image, index = read_with_fallback(lambda i: read_array(files[i], channels), index,
                                           len(files), files[index].parent)
         return image, files[index]
 
