@@ -101,9 +101,83 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict, source: str | Path | None = None) -> "TrainConfig":
+        """A config from a dict of field values; keys that are not fields are ignored.
+
+        Each value must have its field's annotated type (an int where a float is due is taken; a
+        bool is not an int; floats must be finite; None only where the annotation allows it).
+        With ``source`` (the config.json the dict was read from) the fields that every i2i has
+        written must be present, and a wrong field is an :class:`I2IError` naming the field and the
+        file; without it missing fields take their defaults and a wrong one is a :class:`UsageError`
+        naming the option.
+        """
+        import math
+        import typing
+
+        from .errors import I2IError
+
+        def fail(key: str, problem: str):
+            if source is None:
+                raise UsageError(f"--{key.replace('_', '-')}: {problem}")
+            default = next(f.default for f in dataclasses.fields(cls) if f.name == key)
+            default = "" if default is dataclasses.MISSING else f" (i2i's default: {json.dumps(default)})"
+            raise I2IError(f"{source}: field {key!r} {problem}; the file is damaged: put back a copy from a "
+                           f"backup, or write in the value the run was trained with{default}")
+
+        def describe(value) -> str:
+            text = json.dumps(value) if isinstance(value, (str, int, float, list, dict, type(None))) else repr(value)
+            return text if len(text) <= 40 else text[:37] + "..."
+
+        def fits(value, hint) -> tuple[bool, object]:
+            if hint is bool:
+                return isinstance(value, bool), value
+            if hint is int:
+                return isinstance(value, int) and not isinstance(value, bool), value
+            if hint is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                return ok, float(value) if ok else value
+            if hint is str:
+                return isinstance(value, str), value
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+            if origin is list:
+                if not isinstance(value, list):
+                    return False, value
+                items = [fits(v, args[0]) for v in value]
+                return all(ok for ok, _ in items), [v for _, v in items]
+            if type(None) in args:  # X | None
+                if value is None:
+                    return True, None
+                return fits(value, next(a for a in args if a is not type(None)))
+            return True, value
+
+        names = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string"}
+        if not isinstance(d, dict):
+            raise I2IError(f"{source}: not an i2i config (expected a JSON object)")
+        hints = typing.get_type_hints(cls)
+        # the fields that every i2i has written to config.json (later ones default when missing)
+        always_written = ("mode", "a", "b", "name", "checkpoints_dir", "direction", "net_g", "net_d", "n_layers_d",
+                          "ngf", "ndf", "norm", "init", "init_gain", "dropout", "input_nc", "output_nc", "gan_loss",
+                          "lambda_l1", "epochs", "epochs_decay", "batch_size", "lr", "beta1", "load_size",
+                          "crop_size", "preprocess", "flip", "workers", "seed", "max_steps", "save_every",
+                          "sample_every", "log_every")
+        if source is not None:
+            for key in always_written:
+                if key not in d:
+                    fail(key, "is missing")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            hint = hints[f.name]
+            ok, value = fits(d[f.name], hint)
+            if not ok:
+                want = " or ".join(names.get(getattr(a, "__name__", ""), str(a)) if a is not type(None) else "null"
+                                   for a in (typing.get_args(hint) if typing.get_origin(hint) is not list and
+                                             typing.get_args(hint) else (hint,)))
+                want = want.replace("list[str]", "a list of strings")
+                fail(f.name, f"is {describe(d[f.name])}, not {want}")
+            values[f.name] = value
+        return cls(**values)
 
 
 # What each mode changes from the dataclass defaults (which are pix2pix's: the paper's and reference's).
@@ -155,7 +229,10 @@ def make_config(mode: str, **options) -> TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Reject option values and combinations that cannot work, before any work is done."""
+    """Reject option values and combinations that cannot work, before any work is done: a
+    :class:`UsageError` naming the option. What also depends on the data (the image sizes that reach
+    the networks, the batch) is checked by :func:`i2i.preflight.check_training` once the images are
+    scanned, before the networks are built."""
     from . import nets
     from .losses import GAN_LOSSES
     from .nets.layers import INITS, NORMS
@@ -185,6 +262,21 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.gan_loss in GAN_LOSSES, f"--gan-loss must be one of {', '.join(GAN_LOSSES)}")
     check(cfg.preprocess in PREPROCESS, f"--preprocess must be one of {', '.join(PREPROCESS)}")
     check(cfg.batch_size >= 1, "--batch-size must be at least 1")
+    check(cfg.load_size >= 1, "--load-size must be at least 1")
+    check(cfg.crop_size >= 1, "--crop-size must be at least 1")
+    check(cfg.ngf >= 1, "--ngf must be at least 1")
+    check(cfg.ndf >= 1, "--ndf must be at least 1")
+    check(cfg.n_layers_d >= 1, "--n-layers-d must be at least 1")
+    from .data.images import DEFAULT_MAX_PIXELS
+
+    limit = cfg.max_pixels or DEFAULT_MAX_PIXELS
+    for option, side in (("--load-size", cfg.load_size if cfg.preprocess == "resize_and_crop" else 0),
+                         ("--crop-size", cfg.crop_size if "crop" in cfg.preprocess else 0)):
+        check(side * side <= limit, f"{option} {side} makes {side}x{side} training images, {side * side:,} pixels, over "
+              f"the limit of {limit:,}; choose a smaller {option} (or raise --max-pixels)")
+    check(cfg.workers >= 0, "--workers must be 0 or more")
+    check(0 <= cfg.beta1 < 1, "--beta1 must be at least 0 and below 1")
+    check(0 <= cfg.beta2 < 1, "beta2 must be at least 0 and below 1")
     check(cfg.epochs >= 0 and cfg.epochs_decay >= 0 and cfg.epochs + cfg.epochs_decay > 0,
           "--epochs and --epochs-decay must be >= 0 with at least one epoch in total")
     check(cfg.lr > 0, "--lr must be positive")
@@ -218,10 +310,26 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def check_run_name(name: str) -> None:
-    """Run names are plain folder names: nothing that could escape --checkpoints-dir."""
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-        raise UsageError(f"--name {name!r}: must be a plain folder name such as facades_label2photo "
-                         "(no slashes, no leading dot)")
+    """Run names are plain folder names: nothing that could escape --checkpoints-dir or that some file
+    system cannot hold. The one check for every command that takes a run name (train, train
+    --resume, import); :class:`UsageError` (exit 2) otherwise.
+
+    Refused: non-strings, the empty name, slashes, backslashes, colons, control characters (NUL
+    included), a leading dot (".", "..", hidden folders), leading or trailing spaces, a trailing dot,
+    and names over 255 bytes in UTF-8.
+    """
+    def plain(text: str) -> bool:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeError:  # lone surrogates from undecodable command-line bytes
+            return False
+        return (0 < size <= 255 and not any(c in "/\\:" or ord(c) < 32 or ord(c) == 127 for c in text)
+                and not text.startswith(".") and text == text.strip() and not text.endswith("."))
+
+    if not isinstance(name, str) or not plain(name):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise UsageError(f"--name {shown}: must be a plain folder name such as facades_label2photo (no slashes, "
+                         "backslashes, colons or control characters, no leading dot, at most 255 bytes)")
 
 
 def generator_multiple(net_g: str, **kwargs) -> int:

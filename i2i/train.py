@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import signal
 import threading
 import time
@@ -24,15 +25,19 @@ from .config import TrainConfig, validate
 from .data.images import set_max_pixels
 from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError
+from .io import remove_stale_temps
 from .runs import Run
 from .runtime import resolve
 from .validation import Validator, hold_out
 
 log = logging.getLogger(__name__)
 
-# options that may change when resuming; everything else comes from the run's config.json
+# options that may change when resuming; everything else comes from the run's config.json. The
+# learning rate is among them (the loop sets it from the config at every epoch, over the optimizer
+# state it restores), so a run whose loss turned NaN continues from its checkpoint with a lower one.
 RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
-                       "val_every", "report", "device", "precision", "threads", "compile", "strict", "max_pixels")
+                       "val_every", "report", "device", "precision", "threads", "compile", "strict", "max_pixels",
+                       "lr")
 
 
 class Observer(Protocol):
@@ -76,6 +81,9 @@ def sample_grid(rows: list[list[torch.Tensor]], max_rows: int = 4):
 
     rows = rows[:max_rows]
     images = [img.float().cpu().expand(3, -1, -1) for row in rows for img in row]
+    # images of different sizes (unpaired A and B without a crop) sit top-left in cells of the largest
+    h, w = max(img.shape[-2] for img in images), max(img.shape[-1] for img in images)
+    images = [torch.nn.functional.pad(img, (0, w - img.shape[-1], 0, h - img.shape[-2]), value=1.0) for img in images]
     grid = make_grid(torch.stack(images), nrow=len(rows[0]), padding=2, pad_value=1.0)
     return tensor_to_image(grid)
 
@@ -115,11 +123,17 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     rather than silently ignored.
     """
     run_dir = Path(run_dir)
-    if not Run(run_dir).exists():
+    run = Run(run_dir)
+    if not run.exists():
         raise UsageError(f"{run_dir}: no run to resume; drop --resume to start it")
-    saved = TrainConfig.from_dict(Run(run_dir).read_config())
-    if saved.mode not in modes.IMPLEMENTED:
-        raise UsageError(f"{run_dir} was made by i2i import, not by training; it cannot be resumed")
+    doc = run.read_config()
+    if doc.get("mode") not in modes.IMPLEMENTED:
+        if doc.get("mode") == "imported":
+            raise UsageError(f"{run_dir} was made by i2i import, not by training; it cannot be resumed")
+        TrainConfig.from_dict(doc, source=run.config_path)  # names the damaged field when there is one
+        raise I2IError(f"{run.config_path}: field 'mode' is {doc.get('mode')!r}, not one of "
+                       f"{', '.join(modes.IMPLEMENTED)}; the file is damaged: put back a copy from a backup")
+    saved = TrainConfig.from_dict(doc, source=run.config_path)
     for key, value in options.items():
         if value is None or value == getattr(saved, key):
             continue
@@ -153,12 +167,15 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     device = runtime.device
     run = Run(cfg.run_dir)
     state = None
+    for folder in (run.path, run.samples_dir, run.path / "best"):  # temp files of a killed run
+        remove_stale_temps(folder)
+    use = (f"i2i sample {run.path}" if cfg.mode in ("gan", "vae", "vaegan")
+           else f"i2i translate IMAGES --model {run.path}")
     if resume:
         if not run.exists():
             raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")
-        if run.state_path.is_file():
-            state = run.load_state()
-        else:
+        state = run.load_state(use)  # state.pt, or state.prev.pt when state.pt is damaged
+        if state is None:
             log.warning("%s has no checkpoint yet; starting it from step 0", run.path)
     elif run.exists() or (run.path.exists() and any(run.path.iterdir())):
         raise UsageError(f"{run.path} already exists; add --resume to continue it or choose another --name")
@@ -175,6 +192,9 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     if math.ceil(len(dataset) / world.size) < cfg.batch_size:
         share = f" shared by {world.size} processes" if world.enabled else ""
         raise UsageError(f"{cfg.a}: {len(dataset)} image(s){share} is fewer than --batch-size {cfg.batch_size} each")
+    from .preflight import check_training
+
+    check_training(cfg, dataset, world.size)  # options under which a step cannot run are refused here
     mode = mode_cls(cfg, device)
     mode.world = world
     if world.enabled and device.type == "cuda":
@@ -195,13 +215,23 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         total_steps = min(total_steps, cfg.max_steps)
 
     step, epoch, epoch_step = 0, 0, 0
+    saved_step = None  # the step of the newest checkpoint on disk (None: none yet)
+    if resume and state is None and world.main:
+        run.truncate_log(-1)  # steps logged but never saved (the step-0 evaluation too) are done again
     if state is not None:
-        for name, net in mode.nets.items():
-            net.load_state_dict(state["nets"][name])
-        for name, opt in mode.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        mode.load_extra_state(state.get("extra", {}))
+        try:
+            for name, net in mode.nets.items():
+                net.load_state_dict(state["nets"][name])
+            for name, opt in mode.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            mode.load_extra_state(state.get("extra", {}))
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise I2IError(f"{run.state_path}: does not fit the networks that {run.config_path} describes "
+                           f"({type(e).__name__}: {first}); was config.json edited? put back the run's own "
+                           f"config.json, or use the trained weights as they are: {use}") from None
         best = state.get("best", best)
+        saved_step = state["step"]
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
         set_rng_state(state["rng"])
         saved_world = state.get("world_size", 1)
@@ -225,10 +255,12 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
              total_epochs, runtime.describe())
 
     def save():
+        nonlocal saved_step
         if world.enabled:
             check_ranks_agree()
         if world.main:
-            run.save_generators(mode)
+            # the checkpoint first (the previous one kept as state.prev.pt), then the generators: a
+            # kill between the two leaves a checkpoint to resume from, never weights without one
             run.save_state({
                 "nets": {k: v.state_dict() for k, v in mode.nets.items()},
                 "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
@@ -236,7 +268,22 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(), "best": best,
                 "world_size": world.size,
             })
+            run.save_generators(mode)
+        saved_step = step
         world.barrier()
+
+    def nan_advice(bad: str, value: float) -> str:
+        """The one line for a loss that is no longer finite: where the run can continue from, and the
+        command that continues it there with a tenth of the learning rate."""
+        command = " ".join(["i2i train --resume --name", shlex.quote(run.path.name), "--checkpoints-dir",
+                            shlex.quote(str(run.path.parent)), "--lr", f"{cfg.lr / 10:g}"])
+        if saved_step is None:
+            where = (f"no checkpoint was saved yet (one is saved every {cfg.save_every} steps), so the run "
+                     "starts again from step 0")
+        else:
+            where = f"the last checkpoint, at step {saved_step}, is in {run.path}"
+        return (f"loss {bad} became {value} at step {step}; {where}; continue with a lower learning "
+                f"rate: {command}")
 
     def check_ranks_agree():
         """Batch-norm statistics come from rank 0 (as DDP's broadcast_buffers); then every weight
@@ -305,8 +352,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 values = {k: float(v) for k, v in losses.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
-                    raise I2IError(f"loss {bad[0]} became {values[bad[0]]} at step {step}; the last good "
-                                   f"checkpoint is in {run.path}; try a lower --lr")
+                    raise I2IError(nan_advice(bad[0], values[bad[0]]))
                 if step % cfg.log_every == 0 or step == 1 or step == total_steps:
                     values = world.mean(values)  # the mean over the ranks' batches
                     if world.main:

@@ -105,7 +105,8 @@ def test_data_errors(tmp_path):
         (tmp_path / "pairs" / side).mkdir(parents=True)
     random_image(8, 8).save(tmp_path / "pairs" / "A" / "1.png")
     random_image(8, 8).save(tmp_path / "pairs" / "B" / "2.png")
-    assert_one_line_error(invoke("train", "--a", tmp_path / "pairs", "--name", "x", *TINY), 2, "no partner", "1")
+    assert_one_line_error(invoke("train", "--a", tmp_path / "pairs", "--name", "x", *TINY), 2, "no file names match",
+                          "1.png", "2.png", "--mode cycle")
 
 
 def test_bad_option_is_a_usage_error():

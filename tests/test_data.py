@@ -90,10 +90,12 @@ def test_two_folders_matched_by_stem(tmp_path):
         PairedDataset(tmp_path / "A", tmp_path / "B", strict=True)
 
 
-def test_odd_width_is_an_error(tmp_path):
+def test_odd_width_is_skipped_or_with_strict_an_error(tmp_path):
+    random_image(32, 16).save(tmp_path / "even.png")
     random_image(33, 16).save(tmp_path / "odd.png")
+    assert [p.name for p, _ in PairedDataset(tmp_path).items] == ["even.png"]
     with pytest.raises(UsageError, match="odd.png: width 33 is odd"):
-        PairedDataset(tmp_path)
+        PairedDataset(tmp_path, strict=True)
 
 
 def test_unreadable_files_skipped_with_warning(aligned_dir, caplog):

@@ -18,10 +18,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .images import array_to_tensor  # noqa: E402
+
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8 -> CxHxW float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+    """HxWxC array -> CxHxW float32 tensor in [-1, 1]: uint8 ``x / 127.5 - 1``, float in [0, 1]
+    ``x * 2 - 1`` (see :func:`i2i.data.images.array_to_tensor`, which this is)."""
+    return array_to_tensor(image)
 
 
 def round_to_multiple(size: int, multiple: int) -> int:
@@ -56,13 +59,28 @@ class Augment:
         out = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
         return out[:, :, None] if out.ndim == 2 else out
 
-    def __call__(self, a: np.ndarray, b: np.ndarray | None = None, seed: int = 0):
-        """HxWxC uint8 image(s) -> tensor, or (tensor, tensor) when ``b`` is given (resized to ``a``'s size)."""
-        h, w = a.shape[:2]
+    def resize_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) that an image of ``height`` x ``width`` pixels is resized to before any crop
+        (``resize_and_crop`` resizes inside the pipeline, to load_size x load_size)."""
+        h, w = height, width
         if self.preprocess.startswith("scale_width"):
             h, w = max(int(self.load_size * h / w), self.crop_size), self.load_size
         if self.preprocess in ("scale_width", "none"):
             h, w = round_to_multiple(h, self.multiple), round_to_multiple(w, self.multiple)
+        return h, w
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the tensors made from an image of ``height`` x ``width`` pixels: crop_size
+        square for the cropping options (smaller images are reflect-padded), else :meth:`resize_size`.
+        What :func:`i2i.preflight.check_training` runs through the networks before training."""
+        if "crop" in self.preprocess:
+            return self.crop_size, self.crop_size
+        return self.resize_size(height, width)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray | None = None, seed: int = 0):
+        """HxWxC image(s), uint8 or float32 in [0, 1] (see :func:`to_tensor`) -> tensor, or (tensor, tensor)
+        when ``b`` is given (resized to ``a``'s size)."""
+        h, w = self.resize_size(*a.shape[:2])
         self.pipeline.set_random_seed(seed)
         if b is None:
             return to_tensor(self.pipeline(image=self._resize(a, h, w))["image"])
