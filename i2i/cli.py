@@ -103,6 +103,8 @@ PRECISION_HELP = ("auto, fp32 or bf16. auto: bf16 where the GPU or CPU computes 
                   "else fp32 with faster kernels for inference; fp32: the plain reference path. [default: auto]")
 THREADS_HELP = "CPU threads. [default: the CPUs not busy with other work]"
 MAX_PIXELS_HELP = "Refuse images larger than this many pixels (a decompression-bomb guard). [default: 89478485]"
+GENERATE_PRECISION_HELP = ("auto, fp32 or bf16 (see i2i translate). [default: fp32, so the same seed gives the same "
+                           "images on every machine]")
 COMPILE_HELP = "torch.compile the networks (slow to start; pays off on long GPU runs)."
 
 
@@ -139,11 +141,11 @@ def train(
     mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN) (unpaired), gan (DCGAN), vae (VAE, beta-VAE), vaegan (one folder). [default: pix2pix]"),
     a: Optional[Path] = typer.Option(None, "--a", help="pix2pix: a folder of A|B images, or of A/ and B/ folders. cycle, dual: the domain A folder."),
     b: Optional[Path] = typer.Option(None, "--b", help="cycle, dual: the domain B folder. pix2pix: the B folder when A and B are separate."),
-    name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: <data>_<mode>]."),
+    name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: DATA_MODE, the data folder's name and the mode, such as facades_pix2pix]."),
     checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where run folders go."),
     direction: Optional[str] = typer.Option(None, help="AtoB or BtoA: which side is the input. [default: AtoB]"),
     net_g: Optional[str] = typer.Option(None, help="Generator: unet_256, unet_128, resnet_9blocks, ... [default: unet_256]"),
-    net_d: Optional[str] = typer.Option(None, help="Discriminator: basic (70x70 PatchGAN), n_layers, pixel."),
+    net_d: Optional[str] = typer.Option(None, help="Discriminator: basic (70x70 PatchGAN), n_layers (depth from --n-layers-d), pixel (1x1 PixelGAN); gan, vae, vaegan: dcgan_discriminator. [default: basic; gan, vae, vaegan: dcgan_discriminator]"),
     n_layers_d: Optional[int] = typer.Option(None, help="Layers of the n_layers discriminator. [default: 3]"),
     ngf: Optional[int] = typer.Option(None, help="Generator width. [default: 64]"),
     ndf: Optional[int] = typer.Option(None, help="Discriminator width. [default: 64]"),
@@ -165,7 +167,7 @@ def train(
     beta1: Optional[float] = typer.Option(None, help="Adam beta1. [default: 0.5]"),
     load_size: Optional[int] = typer.Option(None, help="Resize to this before cropping. [default: 286]"),
     crop_size: Optional[int] = typer.Option(None, help="Random crop size. [default: 256]"),
-    preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none."),
+    preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none. scale_width and none keep each image's aspect ratio, so with images of mixed sizes they need --batch-size 1. Options under which a training step cannot run (images too small for the networks, say) are refused before training, naming what to change. [default: resize_and_crop]"),
     no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
     serial_batches: bool = typer.Option(False, "--serial-batches", help="cycle, dual: take B images in order, not at random."),
     image_size: Optional[int] = typer.Option(None, help="gan: image size, 32, 64 or 128. [default: 64]"),
@@ -186,13 +188,13 @@ def train(
     log_every: Optional[int] = typer.Option(None, help="Append the losses to log.jsonl every N steps. [default: 10]"),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
     workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
-    val: Optional[Path] = typer.Option(None, help="Validation images: pix2pix pairs, or domain A for cycle and dual. Scores are logged and the best checkpoint kept in <run>/best."),
+    val: Optional[Path] = typer.Option(None, help="Validation images: pix2pix pairs, or domain A for cycle and dual. Scores are logged and the best checkpoint kept in RUN/best."),
     val_b: Optional[Path] = typer.Option(None, help="cycle, dual: domain B validation images."),
     val_fraction: Optional[float] = typer.Option(None, help="Instead of --val: hold out this fraction of the training images (chosen by the seed)."),
     val_every: Optional[int] = typer.Option(None, help="Validate every N steps. [default: every epoch]"),
-    best_metric: Optional[str] = typer.Option(None, help="Score that picks <run>/best: L1, PSNR, SSIM, cycle_L1, ... [default: L1; cycle, dual: cycle_L1]"),
-    no_report: bool = typer.Option(False, "--no-report", help="Do not rewrite <run>/report.html after every epoch."),
-    strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files instead of skipping them."),
+    best_metric: Optional[str] = typer.Option(None, help="Score that picks RUN/best: L1, PSNR, SSIM, cycle_L1, ... [default: L1; cycle, dual: cycle_L1]"),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not rewrite RUN/report.html after every epoch."),
+    strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files, and A|B images of odd width, instead of skipping them."),
     max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
@@ -257,7 +259,7 @@ def train(
 def translate(
     inputs: List[str] = typer.Argument(..., help="Image files, folders (recursive) or glob patterns."),
     model: Optional[str] = typer.Option(None, help="Run folder, .safetensors file or reference .pth generator [default: newest run]."),
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: <input folder>_<run name> beside the input]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: a new folder INPUT_RUN beside the input, the input folder's name and the run's, such as photos_horse2zebra]."),
     direction: Optional[str] = typer.Option(None, help="AtoB or BtoA, for runs that translate both ways."),
     size: Optional[int] = typer.Option(None, help="Resize to NxN instead of keeping each image's own size."),
     batch_size: Optional[int] = typer.Option(None, help="Images per batch (same-size images are batched). [default: 1 on CPU, where larger batches measured slower per image; 8 on a GPU]"),
@@ -381,6 +383,7 @@ def serve(
     example: Optional[Path] = typer.Option(None, help="Open the page with this image already translated."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: str = typer.Option("auto", help=PRECISION_HELP),
+    max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
 ):
     """A local web page to try a model: upload an image, pick the direction, download the result (needs i2i[ui])."""
     from .serve import serve as start
@@ -390,13 +393,13 @@ def serve(
 
         raise UsageError(f"--example {example}: no such file")
     console.print(f"serving {model} on http://{host}:{port} (Ctrl-C stops)", highlight=False)
-    start(model, host, port, example, device=device, precision=precision)
+    start(model, host, port, example, device=device, precision=precision, max_pixels=max_pixels)
 
 
 @app.command()
 @cli_errors
 def report(run: Path = typer.Argument(..., help="A run folder.")):
-    """Write <run>/report.html: config, loss and validation curves, a gallery, the eval table."""
+    """Write RUN/report.html: config, loss and validation curves, a gallery, the eval table."""
     from .report import write_report
 
     page = write_report(run)
@@ -412,13 +415,16 @@ def sample(
     seed: int = typer.Option(0, help="The same seed gives the same images."),
     label: Optional[str] = typer.Option(None, help="Class name, for conditional runs [default: the classes in turn]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", help=GENERATE_PRECISION_HELP),
 ):
     """Write a grid of images generated by a GAN or VAE run."""
     from .data.images import save_image
     from .generate import sample as make_samples
+    from .runtime import resolve
 
     _refuse_existing(out, overwrite)
-    save_image(make_samples(run, n, seed, label), out)
+    save_image(make_samples(run, n, seed, label, resolve(device, precision)), out)
     console.print(f"{n} samples written to [bold]{out}[/]", highlight=False)
 
 
@@ -432,13 +438,16 @@ def interpolate(
     out: Path = typer.Option(Path("interpolation.png"), help="The image to write."),
     label: Optional[str] = typer.Option(None, help="Class name, for conditional runs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", help=GENERATE_PRECISION_HELP),
 ):
     """Walk the latent space between two seeds (or two images, for a VAE) and write the images as one row."""
     from .data.images import save_image
     from .generate import interpolate as make_row
+    from .runtime import resolve
 
     _refuse_existing(out, overwrite)
-    save_image(make_row(run, steps, seeds, label, images), out)
+    save_image(make_row(run, steps, seeds, label, images, resolve(device, precision)), out)
     console.print(f"interpolation written to [bold]{out}[/]", highlight=False)
 
 
@@ -450,12 +459,19 @@ def reconstruct(
     out: Path = typer.Option(..., help="Folder for the input | reconstruction images (PNG)."),
     label: Optional[str] = typer.Option(None, help="Class name, for conditional runs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that already exist."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", help=GENERATE_PRECISION_HELP),
 ):
     """Encode and decode images with a VAE run, writing input | reconstruction side by side."""
     from .generate import reconstruct as run_reconstruct
+    from .runtime import resolve
 
-    written = run_reconstruct(run, inputs, out, label, overwrite)
+    written, failed = run_reconstruct(run, inputs, out, label, overwrite, resolve(device, precision))
     console.print(f"{written} reconstruction(s) written to [bold]{out}[/]", highlight=False)
+    for reason in failed:
+        err.print(f"[yellow]skipped:[/] {reason}", highlight=False, soft_wrap=True)
+    if failed:
+        raise I2IError(f"{len(failed)} image(s) could not be reconstructed (listed above)")
 
 
 def _refuse_existing(out: Path, overwrite: bool):
@@ -479,6 +495,9 @@ def import_(
 
     if direction not in ("AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
+    from .config import check_run_name
+
+    check_run_name(name)  # the one check of run names, as train's: nothing may leave --checkpoints-dir
     run_dir = import_generator(file, checkpoints_dir / name, direction)
     console.print(f"imported {file} as [bold]{run_dir}[/]; translate with: i2i translate IMAGES --model {run_dir}")
 

@@ -12,16 +12,28 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
+from .errors import I2IError, UsageError
 from .runs import Run, load_weights
 
 
 @dataclass
 class LatentGenerator:
+    """A GAN generator or a VAE, ready for inference. Latent vectors and images are handed to it in the
+    dtype of its own weights (:func:`i2i.runtime.input_dtype`) and come back as float32 on the CPU."""
+
     net: torch.nn.Module
     z_dim: int
     classes: list[str]
     source: str
+    device: torch.device = torch.device("cpu")
+
+    def _in(self, t: torch.Tensor) -> torch.Tensor:
+        from .runtime import input_dtype
+
+        return t.to(self.device, input_dtype(self.net))
+
+    def _labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        return None if labels is None else labels.to(self.device)
 
     def label_ids(self, n: int, label: str | None) -> torch.Tensor | None:
         """Labels for n images: all ``label``, or the classes in turn; None for unconditional runs."""
@@ -41,30 +53,42 @@ class LatentGenerator:
 
     @torch.inference_mode()
     def __call__(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Images in [-1, 1] for latent vectors (a VAE shows its decoder's mean)."""
+        """N x C x S x S images in [-1, 1] (float32, CPU) for N x z_dim latent vectors (a VAE shows its
+        decoder's mean)."""
+        z, labels = self._in(z), self._labels(labels)
         if self.is_vae:
-            return torch.sigmoid(self.net.decode(z, labels)) * 2 - 1
-        return self.net(z, labels)
+            return (torch.sigmoid(self.net.decode(z, labels)) * 2 - 1).float().cpu()
+        return self.net(z, labels).float().cpu()
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The mean of q(z|x) (VAE runs only)."""
         if not self.is_vae:
             raise UsageError(f"{self.source} is a GAN run, which has no encoder; images can be encoded by vae runs")
-        return self.net.encode(x, labels)[0]
+        return self.net.encode(self._in(x), self._labels(labels))[0].float().cpu()
 
 
-def load_latent_generator(run_dir: str | Path) -> LatentGenerator:
+def load_latent_generator(run_dir: str | Path, runtime=None) -> LatentGenerator:
+    """The generator of a gan, vae or vaegan run, prepared for ``runtime`` (default: fp32 on the CPU,
+    so the same seed gives the same images on every machine)."""
+    from .runtime import Runtime
     from .translate import generator_from_weights
+
+    runtime = runtime or Runtime(torch.device("cpu"))
 
     run = Run(run_dir)
     doc = run.read_config()
     if doc.get("mode") not in ("gan", "vae", "vaegan"):
         raise UsageError(f"{run.path} is a {doc.get('mode')} run, which translates images; use i2i translate")
-    g = doc["generators"]["G"]
-    state_dict, _ = load_weights(run.path / g["file"])
-    net = generator_from_weights(g["spec"], state_dict)
-    return LatentGenerator(net, g["spec"]["z_dim"], doc.get("classes") or [], str(run.path))
+    generators = run.generators(doc)
+    if "G" not in generators or "z_dim" not in generators["G"]["spec"]:
+        raise I2IError(f"{run.config_path}: field 'generators.G' does not describe a GAN generator or a VAE; "
+                       "the file is damaged: put back a copy from a backup")
+    g = generators["G"]
+    state_dict, _ = load_weights(g["file"])
+    net = runtime.prepare(generator_from_weights(g["spec"], state_dict, runtime.device, source=g["file"]),
+                          training=False)
+    return LatentGenerator(net, g["spec"]["z_dim"], doc.get("classes") or [], str(run.path), runtime.device)
 
 
 def load_square(gen: LatentGenerator, path) -> torch.Tensor:
@@ -84,11 +108,11 @@ def grid(images: torch.Tensor, nrow: int):
     return tensor_to_image(make_grid(images.float(), nrow=nrow, padding=2, pad_value=1.0))
 
 
-def sample(run_dir, n: int = 64, seed: int = 0, label: str | None = None):
-    """A grid of ``n`` generated images (PIL), the same for the same seed."""
+def sample(run_dir, n: int = 64, seed: int = 0, label: str | None = None, runtime=None):
+    """A grid of ``n`` generated images (PIL), the same for the same seed and precision."""
     if n < 1:
         raise UsageError("--n must be at least 1")
-    gen = load_latent_generator(run_dir)
+    gen = load_latent_generator(run_dir, runtime)
     z = torch.randn(n, gen.z_dim, generator=torch.Generator().manual_seed(seed))
     return grid(gen(z, gen.label_ids(n, label)), nrow=math.ceil(math.sqrt(n)))
 
@@ -108,13 +132,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def interpolate(run_dir, steps: int = 8, seeds: tuple[int, int] = (0, 1), label: str | None = None,
-                images: tuple | None = None):
+                images: tuple | None = None, runtime=None):
     """A row of ``steps`` images between two latent vectors: along the great circle between the
     noise of two seeds (see :func:`slerp`), or along the straight line between the encodings of two
     ``images`` (VAE runs)."""
     if steps < 2:
         raise UsageError("--steps must be at least 2")
-    gen = load_latent_generator(run_dir)
+    gen = load_latent_generator(run_dir, runtime)
     if images:
         ends = [gen.encode(load_square(gen, p), gen.label_ids(1, label)) for p in images]
     else:
@@ -125,24 +149,40 @@ def interpolate(run_dir, steps: int = 8, seeds: tuple[int, int] = (0, 1), label:
 
 
 def reconstruct(run_dir, inputs: list[str], out: str | Path, label: str | None = None,
-                overwrite: bool = False) -> int:
-    """Write input | reconstruction pairs (VAE runs) into ``out``, one PNG per input; returns how many."""
+                overwrite: bool = False, runtime=None) -> tuple[int, list[str]]:
+    """Write input | reconstruction pairs (VAE runs) into ``out``, one PNG per input.
+
+    Returns (how many were written, one line per input that could not be read or written). A bad
+    file is reported and skipped; it never stops the others.
+    """
     from .data.images import save_image
+    from .errors import I2IError
     from .translate import collect_inputs
 
-    gen = load_latent_generator(run_dir)
+    gen = load_latent_generator(run_dir, runtime)
     if not gen.is_vae:
         raise UsageError(f"{gen.source} is a GAN run, which has no encoder; i2i reconstruct takes vae runs")
     pairs, _ = collect_inputs(inputs)
     out = Path(out)
-    written = 0
+    written, failed = 0, []
+    labels = gen.label_ids(1, label)
     for src, rel in pairs:
         dst = (out / rel).with_suffix(".png")
         if dst.exists() and not overwrite:
             continue
-        x = load_square(gen, src)
-        labels = gen.label_ids(1, label)
-        recon = gen(gen.encode(x, labels), labels)
-        save_image(grid(torch.cat([x, recon]), nrow=2), dst)
+        try:
+            x = load_square(gen, src)
+            recon = gen(gen.encode(x, labels), labels)
+            save_image(grid(torch.cat([x, recon]), nrow=2), dst)
+        except I2IError as e:
+            failed.append(str(e))
+            continue
+        except OSError as e:
+            from .errors import FATAL_WRITE_ERRNOS, os_error_message
+
+            if e.errno in FATAL_WRITE_ERRNOS:
+                raise
+            failed.append(f"{dst}: {os_error_message(e)}")
+            continue
         written += 1
-    return written
+    return written, failed

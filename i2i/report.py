@@ -55,7 +55,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
     return True
 
 
-def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
+def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> bool:
     """input | output | target rows for the first ``n`` validation images (pix2pix and unpaired runs)."""
     import torch
 
@@ -70,7 +70,7 @@ def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
     data = validation_data(cfg, redo_hold_out(cfg))
     rows = []
     if cfg.mode == "pix2pix":
-        translator = load_translator(run.path)
+        translator = load_translator(run.path, runtime=runtime)
         for i in range(min(n, len(data))):
             item = data[(i, 0)]
             rows.append([item["A"], translator(item["A"][None])[0], item["B"]])
@@ -78,7 +78,7 @@ def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
         from .data.images import load_image
         from .translate import image_to_tensor
 
-        forward, backward = load_translator(run.path, "AtoB"), load_translator(run.path, "BtoA")
+        forward, backward = load_translator(run.path, "AtoB", runtime=runtime), load_translator(run.path, "BtoA", runtime=runtime)
         for f in data[0][:n]:
             x = image_to_tensor(load_image(f, forward.in_channels))[None]
             fake = forward(x)
@@ -92,8 +92,17 @@ def _gallery(run: Run, doc: dict, path: Path, n: int) -> bool:
     return True
 
 
-def write_report(run_dir: str | Path, gallery_size: int = 4) -> Path:
-    """Write ``<run>/report.html`` and its images in ``<run>/report_files/``; returns the page's path."""
+def write_report(run_dir: str | Path, gallery_size: int = 4, runtime=None) -> Path:
+    """Write ``<run>/report.html`` and its images in ``<run>/report_files/``; returns the page's path.
+
+    The gallery's generators run on ``runtime`` (default: fp32 on the CPU, so the page shows the
+    same images on every machine).
+    """
+    import torch
+
+    from .runtime import Runtime
+
+    runtime = runtime or Runtime(torch.device("cpu"))
     run = Run(run_dir)
     doc = run.read_config()
     rows = run.read_log()
@@ -119,7 +128,7 @@ def write_report(run_dir: str | Path, gallery_size: int = 4) -> Path:
             parts.append(f"<p>Best checkpoint: step {best['step']}, {html.escape(str(best['metric']))} "
                          f"{best['value']:.4g}, in <code>best/</code>.</p>")
     try:
-        has_gallery = _gallery(run, doc, assets / "gallery.png", gallery_size)
+        has_gallery = _gallery(run, doc, assets / "gallery.png", gallery_size, runtime)
     except Exception as e:  # noqa: BLE001  (a report must not fail a training run)
         log.warning("report gallery skipped: %s", e)
         has_gallery = False

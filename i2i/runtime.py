@@ -11,11 +11,20 @@
 
 ``--precision fp32`` is the plain path, bit for bit what i2i computes without this module (and what
 the reference computes); ``--precision bf16`` forces bf16 even where it is emulated.
+
+Which precision a network computes in is decided once, when it is prepared (:meth:`Runtime.prepare`);
+what it is fed is then read off the network itself (:func:`input_dtype`), so a network prepared for
+training (fp32 weights, bf16 autocast) and one prepared for inference (bf16 weights) each get inputs
+they accept, whatever the runtime that later calls them says.
+
+``I2I_CPU_BF16=1`` (or ``0``) makes i2i treat this CPU as one with (or without) native bf16, so
+``--precision auto`` and the test suite take the other kind of machine's path here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -34,9 +43,17 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-@lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512-BF16), read from /proc/cpuinfo."""
+    """Whether this CPU has bf16 arithmetic in hardware (AMX or AVX512-BF16), read from /proc/cpuinfo;
+    the environment variable ``I2I_CPU_BF16`` (``1`` or ``0``) overrides what the CPU says."""
+    forced = os.environ.get("I2I_CPU_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return _cpuinfo_has_bf16()
+
+
+@lru_cache(maxsize=None)
+def _cpuinfo_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -92,6 +109,17 @@ def pick_threads(requested: int | None = None) -> int:
     if local > 1:  # torchrun: the processes of this machine share its CPUs (and keep each other busy)
         return max(1, cpus // local)
     return max(1, min(cpus, cpus - busy_cpus()))
+
+
+def input_dtype(net: nn.Module) -> torch.dtype:
+    """The dtype to feed ``net``: that of its first floating-point parameter or buffer (float32 for a
+    network with none). The one place that decides it: a network holds bf16 weights only when
+    :meth:`Runtime.prepare` made it an inference network in bf16, and a training network keeps fp32
+    weights (autocast computes in bf16 inside), so its inputs are fp32 whatever the runtime says."""
+    for t in itertools.chain(net.parameters(), net.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from . import nets
-from .data.images import DEEP_FORMATS, DEEP_MODES, deep_to_array, list_images, open_image, save_image, save_image16, to_mode
+from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, to_mode
 from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, os_error_message
 from .runs import Run, load_weights, newest_run
-from .runtime import Runtime, resolve
+from .runtime import Runtime, input_dtype, resolve
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +66,68 @@ class Translator:
     def multiple(self) -> int:
         return self.net.size_multiple
 
+    @property
+    def min_size(self) -> int:
+        """The smallest height and width the generator takes (smaller images are padded up to it)."""
+        return getattr(self.net, "min_size", self.multiple)
+
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Translate a Bx C x H x W batch in [-1, 1] of any size (padded and cropped back)."""
+        """Translate a B x C x H x W batch in [-1, 1] of any size (H, W >= 1); returns B x C' x H x W
+        float32 in [-1, 1] on the CPU.
+
+        The batch is reflect-padded up to the generator's size multiple (and at least its
+        :attr:`min_size`), translated, and cropped back. It is fed in the dtype of the network's own
+        weights (:func:`i2i.runtime.input_dtype`), so a training network (fp32 weights under bf16
+        autocast) and a bf16 inference network both get what they accept.
+        """
         h, w = batch.shape[-2:]
         m = self.multiple
-        ph, pw = -h % m, -w % m
-        x = batch.to(self.device, self.runtime.dtype)
+        th, tw = -(-max(h, self.min_size) // m) * m, -(-max(w, self.min_size) // m) * m
+        top, left = (th - h) // 2, (tw - w) // 2
+        x = pad_reflect(batch.to(self.device), left, tw - w - left, top, th - h - top)
+        x = x.to(input_dtype(self.net))
         if self.runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if ph or pw:
-            pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-            reflect_ok = max(pad[:2]) < w and max(pad[2:]) < h
-            x = F.pad(x, pad, mode="reflect" if reflect_ok else "replicate")
         y = self.net(x)
-        return y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w].float().cpu()
+        return y[..., top: top + h, left: left + w].float().cpu()
 
 
-def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True) -> torch.nn.Module:
-    """A generator from ``nets.create`` arguments and weights that must fit it exactly."""
+def pad_reflect(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """Reflect-pad the last two dimensions by any amount, as numpy's ``reflect`` mode: the image is
+    mirrored about its edge pixels, periodically, so pads wider than the side work too (``F.pad``
+    needs them smaller); a side of one pixel, which has nothing to mirror, is repeated."""
+    for dim, before, after in ((-1, left, right), (-2, top, bottom)):
+        if before or after:
+            n = x.shape[dim]
+            i = torch.arange(-before, n + after, device=x.device)
+            if n == 1:
+                i = torch.zeros_like(i)
+            else:
+                i = i.remainder(2 * n - 2)
+                i = torch.where(i < n, i, 2 * n - 2 - i)
+            x = x.index_select(dim, i)
+    return x
+
+
+def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True,
+                           source: str | Path = "the weights") -> torch.nn.Module:
+    """A generator from ``nets.create`` arguments and weights that must fit it exactly.
+
+    ``spec`` is checked against the tensors' shapes on the meta device before the real network is
+    built (:func:`i2i.runs.check_fit`), so a spec that does not fit costs no memory or time.
+    Raises :class:`I2IError` naming ``source`` (the file the weights came from) when it does not fit.
+    """
+    from .runs import check_fit
+
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise I2IError(f"{source}: not a state dict of tensors")
+    check_fit(spec, {k: tuple(v.shape) for k, v in state_dict.items()}, source)
     net = nets.create(**spec, init=None)
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
-        raise I2IError(f"weights do not fit a {spec['name']} generator: {str(e).splitlines()[0]}") from None
+        raise I2IError(f"{source}: weights do not fit a {spec['name']} generator: {str(e).splitlines()[0]}") from None
     return net.to(device).train(not eval_mode)
 
 
@@ -112,11 +149,13 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
             raise UsageError(f"no trained runs in {checkpoints_dir}/; train one or pass --model RUN_OR_FILE")
         model = found
     path = Path(model)
+    source = path
     if not path.exists():
         raise UsageError(f"--model {path}: no such run folder or file")
     if path.is_dir():
-        doc = Run(path).read_config()
-        generators = doc.get("generators", {})
+        run = Run(path)
+        doc = run.read_config()
+        generators = run.generators(doc)
         available = {d: name for name, g in generators.items() for d in g["directions"]}
         if not available:
             raise UsageError(f"{path} is a {doc.get('mode')} run, which generates images rather than "
@@ -126,8 +165,8 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         if direction not in available:
             raise UsageError(f"{path} translates {', '.join(available)} only; drop --direction {direction}")
         g = generators[available[direction]]
-        state_dict, _ = load_weights(path / g["file"])
-        spec = g["spec"]
+        state_dict, _ = load_weights(g["file"])
+        spec, source = g["spec"], g["file"]
     elif path.suffix == ".safetensors":
         state_dict, spec = load_weights(path)
         if spec is None:
@@ -139,7 +178,7 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
         direction = direction or "AtoB"
     else:
         raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
-    net = generator_from_weights(spec, state_dict, runtime.device, eval_mode)
+    net = generator_from_weights(spec, state_dict, runtime.device, eval_mode, source=source)
     return Translator(runtime.prepare(net, training=False), spec, direction, str(path), runtime)
 
 
@@ -159,9 +198,37 @@ class Summary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def glob_root(pattern: str) -> Path:
+    """The folder a glob pattern reads: its leading components that hold no wildcard
+    (``th/*.jpg`` -> ``th``, ``data/**/x?.png`` -> ``data``, ``*.png`` -> ``.``)."""
+    parts = []
+    for part in Path(pattern).parts:
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def input_folders(inputs: list[str]) -> list[Path]:
+    """The folders that ``inputs`` read from: each folder given, and each glob pattern's folder."""
+    folders = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            folders.append(p)
+        elif not os.path.lexists(p) and any(c in item for c in "*?["):
+            folders.append(glob_root(item))
+    return folders
+
+
 def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], Path]:
     """Expand files, folders (recursive) and globs into (path, relative output path) pairs, and
-    return the folder that the default output goes beside."""
+    return the folder that the default output goes beside.
+
+    A file named on the command line (or matched by a glob) is taken whatever it turns out to be, so
+    that an unreadable one (a broken or looping link, a file without read permission) is reported
+    and skipped with the others rather than stopping the command.
+    """
     pairs: list[tuple[Path, Path]] = []
     dirs = [Path(i) for i in inputs if Path(i).is_dir()]
     for item in inputs:
@@ -169,20 +236,20 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], Path]:
         if p.is_dir():
             prefix = Path(p.resolve().name) if len(dirs) > 1 else Path()
             pairs += [(f, prefix / f.relative_to(p)) for f in list_images(p)]
-        elif p.is_file():
+        elif os.path.lexists(p):
             pairs.append((p, Path(p.name)))
         elif any(c in item for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            pairs += [(m, Path(m.name)) for m in matches if m.is_file()]
+            pairs += [(m, Path(m.name)) for m in matches if not m.is_dir()]
             if not matches:
                 raise UsageError(f"{item}: the pattern matches no files")
         else:
             raise UsageError(f"{item}: no such file or folder")
     if not pairs:
-        raise UsageError(f"{', '.join(inputs)}: no images found (.jpg, .png, .bmp, .tif, .webp)")
+        raise UsageError(f"{', '.join(inputs)}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     seen: dict[Path, Path] = {}
     for src, rel in pairs:
-        if rel in seen and seen[rel].resolve() != src.resolve():
+        if rel in seen and os.path.abspath(seen[rel]) != os.path.abspath(src):
             raise UsageError(f"{src} and {seen[rel]} would both be written as {rel}; translate them separately")
         seen[rel] = src
     base = dirs[0] if len(dirs) == 1 and len(inputs) == 1 else pairs[0][0].parent
@@ -210,21 +277,29 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def plan(inputs: list[str], out: str | Path | None, run_name: str) -> tuple[list[Job], Path]:
-    """Decide where each output goes; refuse any output that could land on or inside an input."""
+    """Decide where each output goes; refuse any output that could land on or inside an input
+    folder (a folder given, or the folder a glob pattern reads) or on an input file."""
     pairs, base = collect_inputs(inputs)
     base = base.resolve()
     out_dir = Path(out) if out is not None else base.parent / f"{base.name}_{run_name}"
     out_resolved = out_dir.resolve()
-    for item in inputs:
-        p = Path(item).resolve()
-        if p.is_dir() and (out_resolved == p or p in out_resolved.parents):
-            raise UsageError(f"--out {out_dir} is inside the input folder {item}; choose a folder outside it")
+    for folder in input_folders(inputs):
+        p = folder.resolve()
+        if out_resolved == p or p in out_resolved.parents:
+            raise UsageError(f"--out {out_dir} is inside the input folder {folder}; choose a folder outside it")
     jobs = [Job(src, out_dir / rel) for src, rel in pairs]
-    sources = {j.src.resolve() for j in jobs}
+    sources = {Path(os.path.abspath(j.src)) for j in jobs} | {_resolved(j.src) for j in jobs}
     for j in jobs:
-        if j.dst.resolve() in sources:
+        if _resolved(j.dst) in sources:
             raise UsageError(f"--out {out_dir} would overwrite the input {j.dst}; choose another --out")
     return jobs, out_dir
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return Path(os.path.abspath(path))
 
 
 def input_half(img: Image.Image, direction: str | None, path: Path) -> Image.Image:
@@ -236,30 +311,47 @@ def input_half(img: Image.Image, direction: str | None, path: Path) -> Image.Ima
 
 
 def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None, bool]:
-    """Model input tensor for ``img``, its alpha channel (or None), and whether it is 16-bit
-    grayscale (read without rounding to 8 bits)."""
-    if img.mode in DEEP_MODES:
-        if size:
-            img = Image.fromarray(deep_to_array(img)).resize((size, size), Image.BICUBIC)
-        x = torch.from_numpy(deep_to_array(img) if img.mode != "F" else np.asarray(img).clip(0, 1))
-        return (x * 2 - 1)[None].expand(channels, -1, -1).contiguous(), None, True
+    """Model input tensor for ``img`` (``channels`` x H x W in [-1, 1], by the numeric rule of
+    :mod:`i2i.data.images`, the same values training sees; ``size``: resized to size x size, bicubic
+    first), its alpha channel (or None), and whether it is deep (16-bit or float grayscale, read
+    without rounding to 8 bits; one channel repeated when ``channels`` is 3)."""
+    from .data.images import array_to_tensor, is_deep, network_array, unit_image
+
+    deep = is_deep(img)
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
-    img = to_mode(img, channels)
+    img = unit_image(img) if deep else to_mode(img, channels)
     if size:
         img = img.resize((size, size), Image.BICUBIC)
         alpha = alpha.resize((size, size), Image.BICUBIC) if alpha is not None else None
-    return image_to_tensor(img), alpha, False
+    return array_to_tensor(network_array(img, channels)), alpha, deep
 
 
 def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None):
-    img = open_image(job.src)
-    if ab:
-        img = input_half(img, direction, job.src)
-    return prepare_image(img, channels, size)
+    """The model input of one job's file; any failure is an :class:`ImageError` naming the file."""
+    try:
+        img = open_image(job.src)
+        if ab:
+            img = input_half(img, direction, job.src)
+        return prepare_image(img, channels, size)
+    except ImageError:
+        raise
+    except Exception as e:  # noqa: BLE001  (whatever one file does, it fails alone)
+        raise ImageError(f"{job.src}: {_reason(e)}; remove or replace the file") from None
+
+
+def _reason(e: BaseException) -> str:
+    """One line for an unexpected error of one file."""
+    if isinstance(e, MemoryError):
+        return "not enough memory for this image"
+    if isinstance(e, OSError):
+        return os_error_message(e).removeprefix(f"{e.filename}: " if getattr(e, "filename", None) else "")
+    text = str(e).strip().splitlines()
+    return f"cannot translate ({type(e).__name__}: {text[0] if text else 'no details'})"
 
 
 def tensor_to_uint16(t: torch.Tensor) -> np.ndarray:
-    """CxHxW in [-1, 1] -> HxW (one channel) or HxWxC uint16 array."""
+    """CxHxW in [-1, 1] -> HxW (one channel) or HxWxC uint16 array: ``round(65535 * (t + 1) / 2)``, the
+    inverse of the numeric rule's ``v / 65535`` (see :mod:`i2i.data.images`)."""
     arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
@@ -312,6 +404,11 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
         raise UsageError(f"--out {out_dir}: cannot create the folder ({os_error_message(e)})") from None
     if not os.access(out_dir, os.W_OK):
         raise UsageError(f"--out {out_dir}: permission denied; choose a folder you can write to")
+    from .io import remove_stale_temps
+
+    stale = remove_stale_temps(out_dir, recursive=True)  # left by a killed run; never a live writer's
+    if stale:
+        log.info("removed %d temporary file(s) that an interrupted run left in %s", stale, out_dir)
     summary = Summary(out_dir)
     todo = []
     for job in jobs:
@@ -345,14 +442,36 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
                 summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
             except ImageError as e:
                 summary.failed.append((job.dst, str(e)))
+            except Exception as e:  # noqa: BLE001  (an encoder error is this output's alone)
+                summary.failed.append((job.dst, f"{job.dst}: {_reason(e)}"))
             done += 1
             if progress:
                 progress(done, total)
 
+    def run_network(items):
+        """Outputs for ``items``; a batch that fails is retried one image at a time, and an image that
+        fails alone is reported and skipped (yields None for it)."""
+        try:
+            yield from translator(torch.stack([t for _, t, _, _ in items]))
+            return
+        except Exception as e:  # noqa: BLE001  (one image's failure must not stop the others)
+            if len(items) > 1:
+                for item in items:
+                    yield from run_network([item])
+                return
+            log.debug("translating %s failed", items[0][0].src, exc_info=True)
+            summary.failed.append((items[0][0].src, f"{items[0][0].src}: {_reason(e)}"))
+            yield None
+
     def flush():
+        nonlocal done
         if pending:
-            outputs = translator(torch.stack([t for _, t, _, _ in pending]))
-            for (job, _, alpha, deep), y in zip(pending, outputs):
+            for (job, _, alpha, deep), y in zip(pending, list(run_network(pending))):
+                if y is None:
+                    done += 1
+                    if progress:
+                        progress(done, total)
+                    continue
                 writes.append((job, pool.submit(_write, y, alpha, deep, job.dst)))
             pending.clear()
         finish_writes(keep=window)

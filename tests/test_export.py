@@ -40,7 +40,8 @@ def test_export_refuses_runs_without_a_translator(tmp_path):
 
     run = tmp_path / "gan_run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"mode": "gan", "generators": {}}))
+    gan = {"file": "G.safetensors", "spec": {"name": "dcgan_generator"}, "directions": []}  # as gan runs write it
+    (run / "config.json").write_text(json.dumps({"mode": "gan", "generators": {"G": gan}}))
     with pytest.raises(UsageError, match="generates images rather than translating"):
         export(run, "pt2", tmp_path / "x.pt2")
     with pytest.raises(UsageError, match="--format"):

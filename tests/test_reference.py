@@ -80,10 +80,20 @@ def test_reference_file_reproduces_outputs(case):
             assert (out - y).abs().max().item() <= TOL
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
+BF16_MIN_PSNR = 40.0  # dB on [-1, 1] outputs; measured 49 to 96 dB on these fixtures (AVX512-BF16 CPU)
+
+
+def _psnr(out: torch.Tensor, y: torch.Tensor) -> float:
+    mse = ((out.float() - y) / 2).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("case", CASES)
 def test_reference_file_through_load_translator(case, precision):
-    from i2i.runtime import resolve
+    """fp32 reproduces the reference exactly; bf16 (what --precision auto picks on bf16 hardware) is
+    close but not exact, which is why the README sends bit-exact users to --precision fp32."""
+    from i2i.runtime import input_dtype, resolve
     from i2i.translate import load_translator
 
     tr = load_translator(FIXTURES / case["checkpoint"], runtime=resolve("cpu", precision))
@@ -91,9 +101,13 @@ def test_reference_file_through_load_translator(case, precision):
     assert tr.in_channels == case["input_nc"]
     for x, y in _pairs(case):
         with torch.no_grad():
-            out = tr.net(x)
-        assert (out - y).abs().max().item() <= TOL
-        assert (tr(x) - y).abs().max().item() <= TOL  # sizes are multiples: no padding involved
+            out = tr.net(x.to(input_dtype(tr.net))).float()
+        if precision == "fp32":
+            assert (out - y).abs().max().item() <= TOL
+            assert (tr(x) - y).abs().max().item() <= TOL  # sizes are multiples: no padding involved
+        else:
+            assert _psnr(out, y) >= BF16_MIN_PSNR
+            assert _psnr(tr(x), y) >= BF16_MIN_PSNR
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -264,7 +278,9 @@ def test_import_reproduces_reference_outputs(case, tmp_path):
     result = CliRunner().invoke(app, ["import", str(FIXTURES / case["checkpoint"]), "--name", "zoo",
                                       "--checkpoints-dir", str(tmp_path), "--direction", "BtoA"])
     assert result.exit_code == 0, result.output
-    tr = load_translator(tmp_path / "zoo")
+    from i2i.runtime import resolve
+
+    tr = load_translator(tmp_path / "zoo", runtime=resolve("cpu", "fp32"))  # bit-exact needs fp32
     assert tr.direction == "BtoA" and not tr.net.training
     for x, y in _pairs(case):
         assert (tr(x) - y).abs().max().item() <= TOL

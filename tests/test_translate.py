@@ -36,14 +36,20 @@ def test_keeps_size_name_and_format(model_file, tmp_path):
     assert alpha.mode == "RGBA" and alpha.getchannel("A") == Image.open(src / "alpha.png").getchannel("A")
 
 
-def test_padding_does_not_change_the_centre(model_file):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_padding_does_not_change_the_centre(model_file, precision):
     """A padded image translates like the padded tensor would: the crop is the right window."""
-    t = load_translator(model_file)
+    from i2i.runtime import input_dtype, resolve
+
+    t = load_translator(model_file, runtime=resolve("cpu", precision, threads=1))
+    assert input_dtype(t.net) == (torch.bfloat16 if precision == "bf16" else torch.float32)
     x = torch.rand(1, 3, 30, 28) * 2 - 1
     y = t(x)
-    assert y.shape == x.shape
-    padded = torch.nn.functional.pad(x, (2, 2, 1, 1), mode="reflect")
-    assert torch.allclose(t.net(padded)[..., 1:31, 2:30], y, atol=1e-5)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    padded = torch.nn.functional.pad(x, (2, 2, 1, 1), mode="reflect").to(input_dtype(t.net))
+    with torch.no_grad():
+        expected = t.net(padded)[..., 1:31, 2:30].float()
+    assert torch.allclose(expected, y, atol=1e-5)
 
 
 def test_default_output_is_beside_the_input_and_reruns_keep_outputs(model_file, tmp_path):
@@ -155,3 +161,26 @@ def test_ab_pairs_translate_the_input_half(model_file, tmp_path):
     random_image(33, 32).save(src / "odd.png")
     summary = translate_files(t, [str(src)], tmp_path / "odd", ab=True)
     assert "width 33 is odd" in summary.failed[0][1]
+
+
+def test_temp_files_of_a_killed_run_are_removed(model_file, tmp_path):
+    """A ``kill -9`` mid-write leaves ``.NAME.XXXX.tmp`` beside the outputs: the next run removes it
+    (here one old enough that no live writer can own it) and leaves other files alone."""
+    import os
+    import time
+
+    from i2i.io import STALE_AGE_S
+
+    src = tmp_path / "in"
+    src.mkdir()
+    random_image(16, 16).save(src / "a.png")
+    out = tmp_path / "out" / "sub"
+    out.mkdir(parents=True)
+    stale, mine = out / ".a.png.k2j3h4ab.tmp", out / "notes.txt"
+    stale.write_bytes(b"half an image")
+    mine.write_text("keep me")
+    old = time.time() - STALE_AGE_S - 60
+    os.utime(stale, (old, old))
+    translate_files(load_translator(model_file), [str(src)], tmp_path / "out")
+    assert not stale.exists() and mine.read_text() == "keep me"
+    assert (tmp_path / "out" / "a.png").is_file()

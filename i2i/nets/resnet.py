@@ -40,10 +40,13 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """7x7 conv, two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings, 7x7 conv.
 
-    Height and width must be multiples of 4.
+    Height and width must be multiples of 4 and at least 8: the blocks' reflection padding of 1
+    needs 2 pixels at a quarter of the input size (:class:`~i2i.translate.Translator` pads smaller
+    images up to that).
     """
 
     size_multiple = 4
+    min_size = 8
 
     def __init__(self, in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False,
                  n_blocks=9, padding="reflect"):

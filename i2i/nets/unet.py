@@ -47,7 +47,8 @@ class UnetBlock(nn.Module):
 class UnetGenerator(nn.Module):
     """U-Net with ``num_downs`` halvings: a 2**num_downs image reaches 1x1 at the bottom.
 
-    Height and width must be multiples of 2**num_downs. Dropout, when on, sits in the
+    Height and width must be multiples of 2**num_downs (``size_multiple``, also the smallest size it
+    takes). Dropout, when on, sits in the
     ``num_downs - 5`` innermost non-bottom levels, as in the reference.
     """
 
