@@ -13,8 +13,9 @@ tensor in [0, 1]; a list gives a list.
 Pixel values follow the numeric rule of :mod:`i2i.data.images`, as in training and translate:
 uint8 ``v / 255``; 16-bit (PIL modes I;16 and I, numpy uint16 and other integer arrays, integer
 tensors) ``v / 65535`` clipped to [0, 1]; floats (PIL mode F, float arrays and tensors) clipped to
-[0, 1]. A 16-bit grayscale PIL image gives a 16-bit grayscale image, an integer array other than
-uint8 gives a uint16 array.
+[0, 1]. A 16-bit grayscale PIL image gives a 16-bit grayscale image when the generator makes one
+channel, and an 8-bit RGB image when it makes three (Pillow has no 16-bit RGB mode; give a numpy
+array for 16-bit RGB out); an integer array other than uint8 gives a uint16 array.
 
 Every image is checked against the pixel limit (``load(..., max_pixels=N)``; default 89,478,485,
 Pillow's decompression-bomb limit) before any work, and refused with an :class:`~i2i.errors.ImageError`.
@@ -112,8 +113,10 @@ class Model:
             except Exception as e:  # noqa: BLE001  (a lazily opened PIL image decodes here)
                 raise ImageError(f"the image: cannot decode it ({type(e).__name__}: {e})") from None
             y = t(tensor[None])[0]
-            if deep:
-                return Image.fromarray(tensor_to_uint16(y[:1]))  # 16-bit grayscale in, 16-bit grayscale out
+            if deep and y.shape[0] == 1:
+                return Image.fromarray(tensor_to_uint16(y))  # 16-bit grayscale in, 16-bit grayscale out
+            # a 3-channel output of a deep image: Pillow has no 16-bit RGB mode, so 8-bit RGB (a numpy
+            # uint16 array in gives a uint16 HxWx3 array out, as translate writes 16-bit RGB files)
             out = tensor_to_image(y)
             if alpha is not None:
                 out = out.convert("RGBA" if out.mode == "RGB" else "LA")

@@ -290,6 +290,9 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.likelihood in ("gaussian", "bernoulli"), "--likelihood must be gaussian or bernoulli")
     check(cfg.sigma > 0 and cfg.beta >= 0, "--sigma must be positive and --beta at least 0")
     check(not cfg.diff_augment or cfg.mode == "gan", f"--diff-augment is for --mode gan, not {cfg.mode}")
+    check(cfg.b is None or cfg.mode in ("pix2pix", "cycle", "dual"),
+          f"--b is for the translation modes (pix2pix, cycle, dual); --mode {cfg.mode} learns from one folder, "
+          "--a: drop --b")
     check(0 <= cfg.holdout < 1, "--holdout must be at least 0 and below 1")
     check(0 <= cfg.val_fraction < 1, "--val-fraction must be at least 0 and below 1")
     check(not (cfg.val and cfg.val_fraction), "give --val or --val-fraction, not both")

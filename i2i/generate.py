@@ -85,10 +85,14 @@ def load_latent_generator(run_dir: str | Path, runtime=None) -> LatentGenerator:
         raise I2IError(f"{run.config_path}: field 'generators.G' does not describe a GAN generator or a VAE; "
                        "the file is damaged: put back a copy from a backup")
     g = generators["G"]
+    classes = doc.get("classes") or []
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise I2IError(f"{run.config_path}: field 'classes' is {classes!r}, not a list of class names; the file is "
+                       "damaged: put back a copy from a backup")
     state_dict, _ = load_weights(g["file"])
     net = runtime.prepare(generator_from_weights(g["spec"], state_dict, runtime.device, source=g["file"]),
                           training=False)
-    return LatentGenerator(net, g["spec"]["z_dim"], doc.get("classes") or [], str(run.path), runtime.device)
+    return LatentGenerator(net, g["spec"]["z_dim"], classes, str(run.path), runtime.device)
 
 
 def load_square(gen: LatentGenerator, path) -> torch.Tensor:

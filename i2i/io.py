@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import re
 import socket
 import tempfile
@@ -50,6 +51,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_once(path.parent)
     name = path.name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "surrogateescape")  # 100 bytes
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.i2i-{_owner()}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -65,6 +67,27 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_cleaned: set[str] = set()
+_cleaned_lock = threading.Lock()
+
+
+def _clean_once(folder: Path) -> None:
+    """The first write of this process into ``folder`` removes the temp files that killed writers
+    left there (:func:`remove_stale_temps`), so every command that writes cleans up after a killed
+    one, at one directory listing per folder."""
+    key = os.path.abspath(folder)
+    with _cleaned_lock:
+        if key in _cleaned:
+            return
+        _cleaned.add(key)
+    try:
+        removed = remove_stale_temps(folder)
+    except OSError:
+        return
+    if removed:
+        log.info("removed %d temporary file(s) that an interrupted run left in %s", removed, folder)
 
 
 def _umask() -> int:

@@ -100,7 +100,7 @@ def _readable(images: list[Path], skipped: list[tuple[str, str]]) -> list[Path]:
         try:
             open_image(path)
         except ImageError as e:
-            log.warning("skipping %s: %s", path, _reason(e, path))
+            log.debug("skipping %s: %s", path, _reason(e, path))
             skipped.append((str(path), _reason(e, path)))
         else:
             good.append(path)
@@ -114,7 +114,7 @@ def _by_stem(root: Path, images: list[Path], skipped: list[tuple[str, str]]) -> 
         key = path.relative_to(root).with_suffix("").as_posix()
         if key in keyed:
             reason = f"same name as {keyed[key]} with a different extension; rename one of them"
-            log.warning("skipping %s: %s", path, reason)
+            log.debug("skipping %s: %s", path, reason)
             skipped.append((str(path), reason))
         else:
             keyed[key] = path
@@ -125,7 +125,7 @@ def _open(path: Path, skipped: list[tuple[str, str]]) -> Image.Image | None:
     try:
         return open_image(path)
     except ImageError as e:
-        log.warning("skipping %s: %s", path, _reason(e, path))
+        log.debug("skipping %s: %s", path, _reason(e, path))
         skipped.append((str(path), _reason(e, path)))
         return None
 
@@ -242,7 +242,7 @@ def _converted(path: Path, img: Image.Image, skipped: list[tuple[str, str]], cha
         return to_mode(img, channels)
     except (ValueError, OSError) as e:
         reason = f"cannot convert its mode {img.mode} ({e}); convert the file to PNG or remove it"
-        log.warning("skipping %s: %s", path, reason)
+        log.debug("skipping %s: %s", path, reason)
         skipped.append((str(path), reason))
         return None
 
@@ -263,13 +263,13 @@ def split_ab(ab_dir: str | Path, out_dir: str | Path) -> PrepareReport:
         try:
             img = open_image(path)
         except ImageError as e:
-            log.warning("skipping %s: %s", path, _reason(e, path))
+            log.debug("skipping %s: %s", path, _reason(e, path))
             skipped.append((str(path), _reason(e, path)))
             continue
         w, h = img.size
         if w % 2:
             reason = f"odd width {w}; an A|B image must be two halves of equal width"
-            log.warning("skipping %s: %s", path, reason)
+            log.debug("skipping %s: %s", path, reason)
             skipped.append((str(path), reason))
             continue
         rel = path.relative_to(root)

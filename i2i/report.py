@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from .data.images import save_image
-from .io import write_text
+from .io import atomic_write, write_text
 from .runs import Run
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,10 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
     return True
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 # state it restores), so a run whose loss turned NaN continues from its checkpoint with a lower one.
 RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
                        "val_every", "report", "device", "precision", "threads", "compile", "strict", "max_pixels",
-                       "lr")
+                       "lr", "a", "b", "val", "val_b")  # the data folders: the same images, moved
 
 
 class Observer(Protocol):
@@ -127,13 +127,19 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     if not run.exists():
         raise UsageError(f"{run_dir}: no run to resume; drop --resume to start it")
     doc = run.read_config()
-    if doc.get("mode") not in modes.IMPLEMENTED:
+    if not isinstance(doc.get("mode"), str) or doc.get("mode") not in modes.IMPLEMENTED:
         if doc.get("mode") == "imported":
             raise UsageError(f"{run_dir} was made by i2i import, not by training; it cannot be resumed")
         TrainConfig.from_dict(doc, source=run.config_path)  # names the damaged field when there is one
         raise I2IError(f"{run.config_path}: field 'mode' is {doc.get('mode')!r}, not one of "
                        f"{', '.join(modes.IMPLEMENTED)}; the file is damaged: put back a copy from a backup")
     saved = TrainConfig.from_dict(doc, source=run.config_path)
+    saved.checkpoints_dir, saved.name = str(run_dir.parent), run_dir.name
+    try:
+        validate(saved)  # the saved settings alone: a failure here is the file's, not the command line's
+    except UsageError as e:
+        raise I2IError(f"{run.config_path}: the saved settings fail i2i's checks ({e}); the file is damaged: put "
+                       "back a copy from a backup") from None
     for key, value in options.items():
         if value is None or value == getattr(saved, key):
             continue
@@ -141,8 +147,11 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
             raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has "
                              f"{getattr(saved, key)!r}); drop it or start a new run")
         setattr(saved, key, value)
-    saved.checkpoints_dir, saved.name = str(run_dir.parent), run_dir.name
     validate(saved)
+    for option, folder in (("--a", saved.a), ("--b", saved.b), ("--val", saved.val), ("--val-b", saved.val_b)):
+        if folder and not Path(folder).is_dir():
+            raise UsageError(f"{run_dir}: its data folder {folder} ({option} in config.json) is not found from "
+                             f"{Path.cwd()}; add {option} with the folder's path now (the same images)")
     return saved
 
 
@@ -247,7 +256,8 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         random.seed(rank_seed(cfg.seed, world.rank, step))
     if world.main:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg, mode.translators, mode.specs)
+        if not resume:  # a resumed run's changed options (--lr ...) are recorded with its next checkpoint
+            run.write_config(cfg, mode.translators, mode.specs)
     batch = f"{cfg.batch_size} per step" + (
         f" in each of {world.size} processes, {cfg.batch_size * world.size} in all" if world.enabled else "")
     log.info("training %s on %s: %d examples, batch %s, %d steps per epoch, %d epochs; %s",
@@ -259,6 +269,8 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         if world.enabled:
             check_ranks_agree()
         if world.main:
+            if resume:  # the options this checkpoint was trained with (a failed resume leaves them as they were)
+                run.write_config(cfg, mode.translators, mode.specs)
             # the checkpoint first (the previous one kept as state.prev.pt), then the generators: a
             # kill between the two leaves a checkpoint to resume from, never weights without one
             run.save_state({

@@ -82,6 +82,8 @@ class Translator:
         autocast) and a bf16 inference network both get what they accept.
         """
         h, w = batch.shape[-2:]
+        if h < 1 or w < 1:
+            raise ImageError(f"an image of {w}x{h} pixels has nothing to translate")
         m = self.multiple
         th, tw = -(-max(h, self.min_size) // m) * m, -(-max(w, self.min_size) // m) * m
         top, left = (th - h) // 2, (tw - w) // 2
@@ -166,7 +168,7 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
             raise UsageError(f"{path} translates {', '.join(available)} only; drop --direction {direction}")
         g = generators[available[direction]]
         state_dict, _ = load_weights(g["file"])
-        spec, source = g["spec"], g["file"]
+        spec, source = g["spec"], f"{g['file']} (its network from {run.config_path}, 'generators.{available[direction]}.spec')"
     elif path.suffix == ".safetensors":
         state_dict, spec = load_weights(path)
         if spec is None:

@@ -9,7 +9,7 @@ from PIL import Image
 
 import i2i
 from conftest import random_image, tiny_unpaired_config
-from i2i.errors import UsageError
+from i2i.errors import ImageError, UsageError
 from i2i.train import train
 from i2i.translate import load_translator
 
@@ -54,8 +54,14 @@ def test_grayscale_alpha_and_errors(cycle_run):
     assert model(rgba).mode == "RGBA"
     gray = np.asarray(random_image(16, 16, "L"))
     assert model(gray).shape == (16, 16, 3)
-    deep = model(Image.fromarray((np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)))
-    assert deep.mode == "I;16" and deep.size == (16, 16)  # 16-bit grayscale in, 16-bit out
+    deep_gray = Image.fromarray((np.arange(256, dtype=np.uint16) * 257).reshape(16, 16))
+    deep = model(deep_gray)  # a 3-channel generator: all three channels kept, as 8-bit RGB (no 16-bit RGB in PIL)
+    assert deep.mode == "RGB" and deep.size == (16, 16)
+    as_array = model(np.asarray(deep_gray))  # a uint16 array keeps 16 bits in all three channels
+    assert as_array.dtype == np.uint16 and as_array.shape == (16, 16, 3)
+    assert np.abs(np.asarray(deep).astype(int) - np.round(as_array / 257).astype(int)).max() <= 1
+    with pytest.raises(ImageError, match="nothing to translate"):
+        model(np.zeros((0, 5, 3), np.uint8))
     with pytest.raises(UsageError, match="direction"):
         model(rgba, direction="sideways")
     with pytest.raises(UsageError, match="cannot translate a str"):

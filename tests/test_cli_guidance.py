@@ -69,6 +69,9 @@ def test_every_help_text_is_shown_whole(monkeypatch, path, command):
     wide = flat(invoke(*path, "--help").output)
     monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 80)  # a usual terminal: every word survives the wrapping
     narrow = flat(invoke(*path, "--help").output).split()
+    for param in command.params:  # a help text that states its default is not followed by Typer's own
+        if getattr(param, "help", None) and "[default:" in param.help:
+            assert not (param.show_default and param.default is not None), param.name
     for text in texts:
         assert " ".join(text.split()) in wide, text
         missing = [word for word in text.split() if not any(word in token for token in narrow)

@@ -133,3 +133,10 @@ def test_slerp_keeps_the_norm_of_gaussian_noise_where_the_line_does_not():
     assert norms.min() > 0.9 * min(a.norm(), b.norm())  # stays on the shell where N(0, I) samples lie
     assert ((a + b) / 2).norm() < 0.8 * norms[2]  # the straight line's midpoint is far shorter
     assert torch.allclose(slerp(a, a, t), a.expand(5, -1), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["gan", "vae", "vaegan"])
+def test_a_second_folder_is_refused_by_the_one_folder_modes(mode):
+    """--b would be silently ignored: the modes that learn one folder refuse it."""
+    with pytest.raises(UsageError, match="--b is for the translation modes"):
+        make_config(mode, a=".", b=".", name="g")

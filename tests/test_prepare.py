@@ -303,3 +303,32 @@ def test_cli_combine_reports_each_unmatched_file_once(a_names, b_names):
             assert result.output.count(f"{name}.png") == 1, result.output
         for name in sorted(b_names - a_names):
             assert result.output.count(f"{name}.jpg") == 1, result.output
+
+
+@pytest.mark.parametrize("command", ["combine", "split-ab", "split", "unpaired"])
+def test_cli_prepare_with_bad_files_does_the_rest_and_fails_with_a_count(tmp_path, command):
+    """Every prepare step: bad files are listed once each, the good ones are written, and the exit
+    code is 1 with how many could not be used (as translate does)."""
+    from typer.testing import CliRunner
+
+    from i2i.cli import app
+
+    for side in ("A", "B"):
+        (tmp_path / side).mkdir()
+        for i in range(3):
+            img = Image.fromarray(np.full((8, 16 if command == "split-ab" else 8, 3), 40 * i, np.uint8))
+            img.save(tmp_path / side / f"{i}.png")
+        (tmp_path / side / "bad.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    args = {"combine": ["--a", tmp_path / "A", "--b", tmp_path / "B"], "split-ab": [tmp_path / "A"],
+            "split": [tmp_path / "A", "--val", "0.3", "--test", "0.3"],
+            "unpaired": ["--a", tmp_path / "A", "--b", tmp_path / "B"]}[command]
+    result = CliRunner().invoke(app, ["prepare", command, *map(str, args), "--out", str(out)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in text and "unexpected" not in text
+    bad = [str(tmp_path / side / "bad.png") for side in ("A", "B") if command in ("combine", "unpaired") or side == "A"]
+    for path in bad:
+        assert text.count(path) == 1, (path, text)
+    assert f"{len(bad)} file(s) could not be used" in text
+    assert any(out.rglob("*.png"))

@@ -441,3 +441,69 @@ def test_the_generators_section_is_checked_in_one_place(changes):
     else:
         event("read")
         assert all(g["file"].parent == run.path for g in gens.values())
+
+
+# --- found by a new user's probe: the neighbours of the cases above ---------------------------------------
+
+def test_a_failed_resume_leaves_config_json_as_it_was(aligned_dir, tmp_path, nan_when_lr_is_high):
+    """--resume --lr that fails before its first checkpoint must not record the new rate: a plain
+    --resume afterwards continues with the run's own."""
+    ck = tmp_path / "ck"
+    assert invoke(*train_args(aligned_dir, ck, "--max-steps", "2", "--save-every", "2")).exit_code == 0
+    before = json.loads((ck / "r" / "config.json").read_text())
+    nan_when_lr_is_high["call"] = 1  # the resumed run's first step
+    failed = invoke("train", "--resume", "--name", "r", "--checkpoints-dir", ck, "--lr", "10", "--max-steps", "4")
+    assert failed.exit_code == 1, failed.output
+    assert json.loads((ck / "r" / "config.json").read_text())["lr"] == before["lr"]
+    nan_when_lr_is_high["call"] = None
+    again = invoke("train", "--resume", "--name", "r", "--checkpoints-dir", ck, "--max-steps", "4")
+    assert again.exit_code == 0, again.output
+    assert train_steps(ck / "r")[-1] == 4
+
+
+def test_resume_after_the_data_moved_follows_its_advice(aligned_dir, tmp_path, monkeypatch):
+    """A run whose data folder is not where config.json says (another working folder, or the data
+    moved) is refused with the option to give; giving it resumes."""
+    ck = tmp_path / "ck"
+    monkeypatch.chdir(aligned_dir.parent)
+    assert invoke(*train_args("ab", ck, "--max-steps", "2", "--save-every", "2")).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    line = one_line(invoke("train", "--resume", "--name", "r", "--checkpoints-dir", ck, "--max-steps", "3"))
+    assert "--a in config.json" in line and "add --a" in line
+    result = invoke("train", "--resume", "--name", "r", "--checkpoints-dir", ck, "--max-steps", "3", "--a", aligned_dir)
+    assert result.exit_code == 0, result.output
+    assert train_steps(ck / "r")[-1] == 3
+    assert json.loads((ck / "r" / "config.json").read_text())["a"] == str(aligned_dir)
+
+
+@pytest.mark.parametrize("field, value", [("direction", "x"), ("batch_size", -1), ("mode", [1]), ("mode", {}),
+                                          ("crop_size", 0)])
+def test_a_saved_value_that_fails_the_checks_names_config_json(aligned_dir, tmp_path, field, value):
+    ck = tmp_path / "ck"
+    assert invoke(*train_args(aligned_dir, ck, "--max-steps", "1")).exit_code == 0
+    path = ck / "r" / "config.json"
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    line = one_line(invoke("train", "--resume", "--name", "r", "--checkpoints-dir", ck, "--max-steps", "2"))
+    assert str(path) in line and "cannot change when resuming" not in line
+
+
+def test_every_writer_clears_the_temp_files_a_killed_one_left(aligned_dir, tmp_path):
+    """The first atomic write of a process into a folder removes dead writers' temp files there:
+    report, eval and sample included, not only train and translate."""
+    ck = tmp_path / "ck"
+    assert invoke(*train_args(aligned_dir, ck, "--max-steps", "1")).exit_code == 0
+    run = ck / "r"
+    stale = [folder / f".x.png.i2i-{_owner()}-999999-abc.tmp" for folder in (run, run / "report_files")]
+    for path in stale:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"left by kill -9")
+    import i2i.io
+
+    i2i.io._cleaned.clear()  # each command runs in a new process; this test runs them in its own
+    assert invoke("report", run).exit_code == 0
+    assert invoke("eval", run, "--a", aligned_dir).exit_code == 0
+    assert not any(p.exists() for p in stale)

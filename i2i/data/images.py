@@ -177,7 +177,16 @@ def _log_multi_frame(path, img: Image.Image) -> None:
         if key in _multi_frame_logged:
             return
         _multi_frame_logged.add(key)
-    log.info("%s: a %s with several frames; only the first frame is used", path, img.format or "file")
+    log.log(logging.DEBUG if _in_loader_worker() else logging.INFO,  # the scan before training said it once
+            "%s: a %s with several frames; only the first frame is used", path, img.format or "file")
+
+
+def _in_loader_worker() -> bool:
+    """Whether this is a DataLoader worker process (which starts afresh every epoch)."""
+    import sys
+
+    data = sys.modules.get("torch.utils.data")
+    return data is not None and data.get_worker_info() is not None
 
 
 def _os_reason(e: OSError) -> str:
@@ -258,6 +267,7 @@ def check_image(path: str | Path, max_pixels: int | None = None, limit_fix: str 
             img = _open_plugin(fp, str(path))
             size, fmt = img.size, img.format  # img closes with fp
             _check_pixels(path, size, max_pixels, limit_fix)
+            _log_multi_frame(path, img)  # once per file, here in the scan rather than in every worker
             ends = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}.get(fmt)
             if ends:
                 fp.seek(max(0, length - 1024))
