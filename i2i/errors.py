@@ -18,6 +18,12 @@ class ImageError(I2IError):
     """An image that cannot be read or written."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's text (its type's name when it has none): what goes between
+    the parentheses of a one-line message."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 # errors that mean no later file can be written either: stop instead of failing file after file
 FATAL_WRITE_ERRNOS = {28, 122, 30, 13, 1}  # ENOSPC, EDQUOT, EROFS, EACCES, EPERM
 

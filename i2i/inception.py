@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import I2IError, UsageError
+from .errors import I2IError, UsageError, first_line
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_NAME
@@ -76,5 +76,5 @@ def load_inception(path: str | Path) -> InceptionFeatures:
         state = torch_load(path)  # weights_only; torch's advice to unpickle code never reaches the user
         net.load_state_dict(state, strict=True)
     except Exception as e:  # noqa: BLE001
-        raise I2IError(f"{path}: not pytorch-fid Inception weights ({str(e).splitlines()[0]}); {HOW_TO_GET}") from None
+        raise I2IError(f"{path}: not pytorch-fid Inception weights ({first_line(e)}); {HOW_TO_GET}") from None
     return InceptionFeatures(net)

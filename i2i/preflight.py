@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +216,7 @@ def _unsupported(e: Exception) -> bool:
 
 
 def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__).rstrip(".")
+    return first_line(e).rstrip(".")  # the message goes on after it
 
 
 def _failing_net(e: Exception, nets: dict) -> str | None:

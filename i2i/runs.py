@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import I2IError, UsageError
+from .errors import I2IError, UsageError, first_line
 from .io import atomic_write, write_json
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def check_fit(spec, shapes: dict[str, tuple[int, ...]], source: str | Path) -> N
 def _first_line(e: BaseException) -> str:
     """An exception's first line, without torch's advice to load with ``weights_only=False``
     (following it could run code from the file)."""
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    text = first_line(e)
     if "weights_only" in text or "Weights only" in text or "WeightsUnpickler" in text:
         return "it holds objects other than tensors"
     return text[:200]

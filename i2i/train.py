@@ -24,7 +24,7 @@ from . import modes
 from .config import TrainConfig, validate
 from .data.images import set_max_pixels
 from .distributed import World, state_digest, use_sync_batchnorm
-from .errors import I2IError, UsageError
+from .errors import I2IError, UsageError, first_line
 from .io import remove_stale_temps
 from .runs import Run
 from .runtime import resolve
@@ -235,7 +235,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 opt.load_state_dict(state["optimizers"][name])
             mode.load_extra_state(state.get("extra", {}))
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = first_line(e)[:200]
             raise I2IError(f"{run.state_path}: does not fit the networks that {run.config_path} describes "
                            f"({type(e).__name__}: {first}); was config.json edited? put back the run's own "
                            f"config.json, or use the trained weights as they are: {use}") from None

@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import nets
 from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, to_mode
-from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, os_error_message
+from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, first_line, os_error_message
 from .runs import Run, load_weights, newest_run
 from .runtime import Runtime, input_dtype, resolve
 
@@ -129,7 +129,7 @@ def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode
     try:
         net.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
-        raise I2IError(f"{source}: weights do not fit a {spec['name']} generator: {str(e).splitlines()[0]}") from None
+        raise I2IError(f"{source}: weights do not fit a {spec['name']} generator: {first_line(e)}") from None
     return net.to(device).train(not eval_mode)
 
 
@@ -347,8 +347,7 @@ def _reason(e: BaseException) -> str:
         return "not enough memory for this image"
     if isinstance(e, OSError):
         return os_error_message(e).removeprefix(f"{e.filename}: " if getattr(e, "filename", None) else "")
-    text = str(e).strip().splitlines()
-    return f"cannot translate ({type(e).__name__}: {text[0] if text else 'no details'})"
+    return f"cannot translate ({type(e).__name__}: {first_line(e)})"
 
 
 def tensor_to_uint16(t: torch.Tensor) -> np.ndarray:

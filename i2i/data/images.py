@@ -41,7 +41,7 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageError, UsageError
+from ..errors import ImageError, UsageError, first_line
 from ..io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ def _image_error(path, e: BaseException) -> ImageError:
         return ImageError(f"{path}: {_os_reason(e)}")
     if isinstance(e, MemoryError):
         return ImageError(f"{path}: too large to decode in the memory available; remove or shrink the file")
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = first_line(e)
     if "truncated" in text:
         return ImageError(f"{path}: truncated: the file ends early; remove or replace the file")
     return ImageError(f"{path}: cannot decode the image ({type(e).__name__}: {text}); remove or replace the file")
