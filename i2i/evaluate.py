@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from . import metrics
-from .data.images import load_image
+from .data.images import read_tensor
 from .data.unpaired import readable_images
 from .errors import UsageError
 from .io import write_json
 from .runs import Run
-from .translate import image_to_tensor, load_translator
+from .translate import load_translator
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
     """Round-trip and identity L1 of both generators (and FID/KID of each direction) on two image lists."""
     def tensors(files, channels):
         for f in files:
-            yield image_to_tensor(load_image(f, channels))[None]
+            yield read_tensor(f, channels)[None]
 
     total, done = len(files_a) + len(files_b), 0
     scores: dict[str, float] = {}

@@ -97,11 +97,11 @@ def load_latent_generator(run_dir: str | Path, runtime=None) -> LatentGenerator:
 
 def load_square(gen: LatentGenerator, path) -> torch.Tensor:
     """An image file as the 1xCxSxS tensor the run was trained on (shorter side resized, centre crop)."""
-    from .data.images import image_to_array, load_image
+    from .data.images import read_array
     from .data.transforms import SquareAugment
 
     channels = gen.net.encoder[0].in_channels - gen.net.n_classes
-    return SquareAugment(gen.net.image_size, flip=False)(image_to_array(load_image(path, channels)))[None]
+    return SquareAugment(gen.net.image_size, flip=False)(read_array(path, channels))[None]
 
 
 def grid(images: torch.Tensor, nrow: int):

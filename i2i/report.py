@@ -74,12 +74,11 @@ def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> bool:
             item = data[(i, 0)]
             rows.append([item["A"], translator(item["A"][None])[0], item["B"]])
     else:
-        from .data.images import load_image
-        from .translate import image_to_tensor
+        from .data.images import read_tensor
 
         forward, backward = load_translator(run.path, "AtoB", runtime=runtime), load_translator(run.path, "BtoA", runtime=runtime)
         for f in data[0][:n]:
-            x = image_to_tensor(load_image(f, forward.in_channels))[None]
+            x = read_tensor(f, forward.in_channels)[None]
             fake = forward(x)
             rows.append([x[0], fake[0], backward(fake)[0]])  # real | translated | round trip
     if not rows:

@@ -38,12 +38,6 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr[0]) if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0))
 
 
-def image_to_tensor(img: Image.Image) -> torch.Tensor:
-    arr = np.asarray(img)
-    arr = arr[:, :, None] if arr.ndim == 2 else arr
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).float().div_(127.5).sub_(1.0)
-
-
 @dataclass
 class Translator:
     """A generator ready for inference, and what it needs from its input."""

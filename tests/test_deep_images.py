@@ -37,6 +37,7 @@ class Recorder:
 
     def __init__(self, in_channels: int):
         self.in_channels, self.inputs = in_channels, []
+        self.spec = {"in_channels": in_channels, "out_channels": in_channels}
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self.inputs.append(batch.clone())
@@ -81,8 +82,10 @@ deep_arrays = st.sampled_from([0, 255, 4095, 65535]).flatmap(
 @PROPERTY
 @given(a=deep_arrays, b_values=st.integers(0, 65535), channels=st.sampled_from([1, 3]))
 def test_sixteen_bit_files_give_the_same_input_on_every_path(api_models, a, b_values, channels):
-    """prepare->train, the paired, unpaired and folder datasets, translate and the API agree: v/65535."""
+    """prepare->train, the paired, unpaired and folder datasets, translate, the API and eval's
+    unpaired reader (also report's gallery) agree: v/65535."""
     from i2i.data.folder import ImageFolder
+    from i2i.evaluate import evaluate_unpaired
     from i2i.data.paired import PairedDataset
     from i2i.data.unpaired import UnpairedDataset
     from i2i.prepare import combine
@@ -109,6 +112,9 @@ def test_sixteen_bit_files_give_the_same_input_on_every_path(api_models, a, b_va
         got["translate"] = prepare_image(open_image(root / "A" / "x.png"), channels, None)[0]
         got["api (PIL)"] = _api_input(api_models[channels], Image.open(root / "A" / "x.png"))
         got["api (numpy)"] = _api_input(api_models[channels], a)
+        recorder = Recorder(channels)
+        evaluate_unpaired(recorder, recorder, [root / "A" / "x.png"], [root / "B" / "x.png"], None)
+        got["eval (unpaired)"] = recorder.inputs[0][0]
         targets = {name: item["B"] for name, item in inputs.items()}
     for name, x in got.items():
         assert x.dtype == torch.float32 and x.shape == expected_a.shape, name

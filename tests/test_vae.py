@@ -173,3 +173,22 @@ def test_vaegan_encoder_gets_no_gan_gradient(toy_images, tmp_path):
     (enc1, dec1), (enc2, dec2) = results
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(enc1, enc2))
     assert any(not torch.allclose(a, b, atol=1e-7) for a, b in zip(dec1, dec2))
+
+
+def test_vae_encoder_reads_sixteen_bit_files_by_the_numeric_rule(tmp_path):
+    """reconstruct and interpolate --images read a file as training does: 16-bit values v/65535,
+    not rounded to 8 bits."""
+    import numpy as np
+    from PIL import Image
+
+    from i2i.generate import LatentGenerator, load_square
+
+    values = np.array([[200, 4000], [30000, 65535]], dtype=np.uint16).repeat(16, 0).repeat(16, 1)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    from i2i import nets
+    from i2i.modes.vae import vae_spec
+
+    cfg = make_config("vae", a=".", name="v", image_size=32, ngf=4, z_dim=4, input_nc=1, output_nc=1)
+    x = load_square(LatentGenerator(nets.create(**vae_spec(cfg)), 4, [], "run"), tmp_path / "deep.png")
+    assert x.shape == (1, 1, 32, 32)
+    assert torch.allclose(x[0, 0, ::16, ::16], torch.tensor([[200, 4000], [30000, 65535]]) / 65535 * 2 - 1, atol=1e-6)

@@ -416,6 +416,12 @@ def read_array(path: str | Path, channels: int, max_pixels: int | None = None) -
     return network_array(load_network_image(path, channels, max_pixels), channels)
 
 
+def read_tensor(path: str | Path, channels: int, max_pixels: int | None = None):
+    """The network input of the file at ``path``: a ``channels`` x H x W float32 tensor in [-1, 1], by
+    the numeric rule (:func:`read_array`, then :func:`array_to_tensor`)."""
+    return array_to_tensor(read_array(path, channels, max_pixels))
+
+
 def load_image(path: str | Path, channels: int = 3, max_pixels: int | None = None) -> Image.Image:
     """Read ``path`` as an upright 8-bit RGB (``channels=3``) or L (``channels=1``) image (deep
     images rounded to 8 bits by the numeric rule; see :func:`to_mode`)."""
