@@ -207,6 +207,7 @@ def train(
     from .errors import UsageError
     from .train import resume_config
     from .train import train as run_training
+    from .train import use_command
 
     options = dict(
         a=None if a is None else str(a), b=None if b is None else str(b), direction=direction, net_g=net_g,
@@ -249,8 +250,7 @@ def train(
             observer.stop()
     if not main_rank:
         return
-    use = (f"i2i sample {run_dir}" if cfg.mode in ("gan", "vae", "vaegan")
-           else f"i2i translate IMAGES --model {run_dir}")
+    use = use_command(cfg.mode, run_dir)
     console.print(f"run saved in [bold]{run_dir}[/]; use it with: {use}", highlight=False)
 
 

@@ -83,11 +83,9 @@ def _clean_once(folder: Path) -> None:
             return
         _cleaned.add(key)
     try:
-        removed = remove_stale_temps(folder)
+        remove_stale_temps(folder)  # logs what it removed
     except OSError:
-        return
-    if removed:
-        log.info("removed %d temporary file(s) that an interrupted run left in %s", removed, folder)
+        pass
 
 
 def _umask() -> int:

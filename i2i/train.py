@@ -116,6 +116,11 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def use_command(mode: str, run_dir: str | Path) -> str:
+    """The command that uses a trained run: sampling for the generative modes, else translation."""
+    return f"i2i sample {run_dir}" if mode in ("gan", "vae", "vaegan") else f"i2i translate IMAGES --model {run_dir}"
+
+
 def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     """The saved config of the run in ``run_dir``, with the given ``options`` (None = not given) applied.
 
@@ -178,8 +183,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     state = None
     for folder in (run.path, run.samples_dir, run.path / "best"):  # temp files of a killed run
         remove_stale_temps(folder)
-    use = (f"i2i sample {run.path}" if cfg.mode in ("gan", "vae", "vaegan")
-           else f"i2i translate IMAGES --model {run.path}")
+    use = use_command(cfg.mode, run.path)
     if resume:
         if not run.exists():
             raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")

@@ -401,9 +401,7 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
         raise UsageError(f"--out {out_dir}: permission denied; choose a folder you can write to")
     from .io import remove_stale_temps
 
-    stale = remove_stale_temps(out_dir, recursive=True)  # left by a killed run; never a live writer's
-    if stale:
-        log.info("removed %d temporary file(s) that an interrupted run left in %s", stale, out_dir)
+    remove_stale_temps(out_dir, recursive=True)  # left by a killed run (never a live writer's); logged
     summary = Summary(out_dir)
     todo = []
     for job in jobs:
