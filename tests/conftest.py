@@ -18,15 +18,20 @@ def random_image(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Imag
     return Image.fromarray(arr[:, :, 0] if channels == 1 else arr, mode)
 
 
+def ab_folder(root, halves=((32, 32),) * 6):
+    """``root`` filled with side-by-side A|B images ``i.png``, one per (width, height) of ``halves``:
+    A random (seed i), B = A inverted. Returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, (w, h) in enumerate(halves):
+        a = np.asarray(random_image(w, h, seed=i))
+        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / f"{i}.png")
+    return root
+
+
 @pytest.fixture
 def aligned_dir(tmp_path):
     """A folder of 6 side-by-side A|B images, 64x32 (A = random, B = A inverted)."""
-    root = tmp_path / "ab"
-    root.mkdir()
-    for i in range(6):
-        a = np.asarray(random_image(32, 32, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / f"{i}.png")
-    return root
+    return ab_folder(tmp_path / "ab")
 
 
 def tiny_config(data, tmp_path, **overrides):

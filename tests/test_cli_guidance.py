@@ -6,18 +6,16 @@ from __future__ import annotations
 import re
 import shlex
 
-import numpy as np
 import pytest
 import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import typer.rich_utils
-from PIL import Image
 from typer.testing import CliRunner
 
 from i2i.cli import app
 
-from conftest import random_image
+from conftest import ab_folder, random_image
 
 runner = CliRunner()
 TINY = ["--net-g", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32", "--workers", "0",
@@ -158,11 +156,7 @@ def test_ordinary_photos_warn_and_the_advised_layout_trains_without_the_warning(
 
 
 def test_odd_width_ab_image_is_skipped_in_training_and_strict_refuses(tmp_path):
-    data = tmp_path / "ab"
-    data.mkdir()
-    for i in range(2):
-        a = np.asarray(random_image(32, 32, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(data / f"{i}.png")
+    data = ab_folder(tmp_path / "ab", [(32, 32)] * 2)
     random_image(65, 32).save(data / "odd.png")
     ck = tmp_path / "ck"
     result = invoke("train", "--a", data, "--checkpoints-dir", ck, *TINY)
@@ -178,11 +172,7 @@ def test_odd_width_ab_image_is_skipped_in_training_and_strict_refuses(tmp_path):
 # --- options that cannot work -----------------------------------------------------------------------------
 
 def test_batch_of_mixed_sizes_is_one_line_and_its_advice_trains(tmp_path):
-    data = tmp_path / "ab"
-    data.mkdir()
-    for i, (w, h) in enumerate([(32, 32), (64, 32), (32, 64)]):
-        a = np.asarray(random_image(w, h, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(data / f"{i}.png")
+    data = ab_folder(tmp_path / "ab", [(32, 32), (64, 32), (32, 64)])
     ck = tmp_path / "ck"
     args = ["train", "--a", data, "--checkpoints-dir", ck, *TINY, "--preprocess", "none", "--batch-size", "2"]
     message = one_error(invoke(*args), 2)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import random_image, tiny_config, tiny_unpaired_config
+from conftest import ab_folder, random_image, tiny_config, tiny_unpaired_config
 from i2i.runtime import input_dtype, resolve
 from i2i.train import train
 
@@ -37,11 +36,7 @@ def pix2pix_run(precision, tmp_path_factory):
     """A pix2pix run trained at ``precision`` with validation (the bf16 path of training and
     validation together: fp32 weights under autocast, validated by the inference translator)."""
     tmp = tmp_path_factory.mktemp(f"p2p_{precision}")
-    data = tmp / "ab"
-    data.mkdir()
-    for i in range(6):
-        a = np.asarray(random_image(32, 32, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(data / f"{i}.png")
+    data = ab_folder(tmp / "ab")
     cfg = tiny_config(data, tmp, precision=precision, device="cpu", threads=1, max_steps=2, val_fraction=0.34,
                       val_every=1, ngf=4, ndf=4)
     return train(cfg), data

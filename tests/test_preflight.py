@@ -27,7 +27,7 @@ from i2i.config import TrainConfig, make_config
 from i2i.errors import UsageError
 from i2i.train import train
 
-from conftest import random_image
+from conftest import ab_folder, random_image
 
 SMALL = dict(workers=0, seed=1, max_steps=1, report=False, sample_every=1000, save_every=1000, threads=1,
              precision="fp32", epochs=1, epochs_decay=0)
@@ -119,9 +119,7 @@ def test_every_option_combination_trains_or_is_refused_before_any_work(case):
         sizes_a, sizes_b = case.pop("sizes_a"), case.pop("sizes_b", None)
         layout, odd_width = case.pop("layout", None), case.pop("odd_width", False)
         if mode == "pix2pix" and layout == "ab":
-            for i, (w, h) in enumerate(sizes_a):
-                a = np.asarray(random_image(w, h, seed=i))
-                Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(tmp / f"ab{i}.png")
+            ab_folder(tmp, sizes_a)
             if odd_width:
                 random_image(2 * sizes_a[0][0] + 1, sizes_a[0][1]).save(tmp / "odd.png")
             case["a"] = str(tmp)
@@ -158,14 +156,6 @@ def test_every_option_combination_trains_or_is_refused_before_any_work(case):
 def tiny(tmp_path, a, **overrides) -> dict:
     return {**SMALL, "a": str(a), "name": "run", "checkpoints_dir": str(tmp_path / "ck"), "net_g": "unet_32",
             "ngf": 4, "ndf": 4, "load_size": 36, "crop_size": 32, **overrides}
-
-
-def ab_folder(root: Path, halves: list[tuple[int, int]]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, (w, h) in enumerate(halves):
-        a = np.asarray(random_image(w, h, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / f"{i}.png")
-    return root
 
 
 @pytest.mark.parametrize("preprocess", ["none", "scale_width"])

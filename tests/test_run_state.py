@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_image, tiny_config
+from conftest import ab_folder, random_image, tiny_config
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -372,15 +372,9 @@ def test_missing_late_fields_default_for_older_runs():
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    import numpy as np
-    from PIL import Image
 
     root = tmp_path_factory.mktemp("cfgrun")
-    data = root / "ab"
-    data.mkdir()
-    for i in range(4):
-        a = np.asarray(random_image(32, 32, seed=i))
-        Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(data / f"{i}.png")
+    data = ab_folder(root / "ab", [(32, 32)] * 4)
     run = train(tiny_config(data, root, max_steps=1))
     images = root / "photos"
     images.mkdir()
