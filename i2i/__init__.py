@@ -7,7 +7,7 @@
 Nothing heavy is imported here, so ``i2i --help`` stays fast; ``load`` imports torch when called.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["__version__", "load", "Model"]
 
 

@@ -33,7 +33,8 @@ from PIL import Image
 from .data.images import DEFAULT_MAX_PIXELS, array_to_tensor, check_pixels, unit_values
 from .errors import I2IError, ImageError, UsageError
 from .runtime import resolve
-from .translate import Translator, load_translator, prepare_image, tensor_to_image, tensor_to_uint16
+from .data.codecs import prepare_image, tensor_to_image, tensor_to_uint16
+from .translator import Translator, load_translator
 
 _LIMIT_FIX = "load the model with i2i.load(..., max_pixels={n}) if the image is trusted"
 

@@ -135,95 +135,82 @@ class TrainProgress:
         self.bar.stop()
 
 
-@app.command()
+class TrainCommand(typer.core.TyperCommand):
+    """``i2i train``, whose options are :class:`~i2i.config.TrainConfig`'s fields: their help, with the
+    defaults of every recipe and which recipes read them, is filled in when --help is shown (it asks the
+    recipes, which import torch; running the command or ``i2i --help`` does not need it)."""
+
+    def format_help(self, ctx, formatter):
+        from .modes import option_help
+
+        for param in self.params:
+            if param.name in CONFIG_OPTIONS:
+                param.help = option_help(param.name)
+                if param.secondary_opts:  # "--no-x" in the text: a column of its own would squeeze the help
+                    text, _, default = param.help.partition(" [default:")
+                    param.help = f"{text} ({param.secondary_opts[0]}: off)" + (f" [default:{default}" if default else "")
+                    param.secondary_opts = []
+        return super().format_help(ctx, formatter)
+
+
+def _config_options() -> dict[str, tuple[type, dict]]:
+    """TrainConfig field -> (the option's Python type, typer.Option arguments), from the fields' metadata."""
+    import dataclasses
+    import typing
+
+    from .config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for field in dataclasses.fields(TrainConfig):
+        if not field.metadata.get("cli", True):
+            continue
+        hint = hints[field.name]
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+        flag = f"--{field.name.replace('_', '-')}"
+        decls = [f"{flag}/--no-{flag[2:]}"] if base is bool else [flag]
+        out[field.name] = (Optional[base], dict(param_decls=decls, help=field.metadata["help"], show_default=False))
+    return out
+
+
+CONFIG_OPTIONS = _config_options()
+
+
+def _train_signature(fn):
+    """Give ``fn(**options)`` one keyword parameter per config option (Typer reads the signature)."""
+    import inspect
+
+    params = []
+    for key, (kind, info) in CONFIG_OPTIONS.items():
+        default = typer.Option(None, *info["param_decls"], help=info["help"], show_default=False)
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind))
+    params.append(inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--resume", help="Continue the run --name from its last checkpoint.")))
+    fn.__signature__ = inspect.Signature(params)
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    return fn
+
+
+@app.command(cls=TrainCommand)
 @cli_errors
-def train(
-    mode: Optional[str] = typer.Option(None, help="Recipe: pix2pix (paired), cycle (CycleGAN) or dual (DualGAN) (unpaired), gan (DCGAN), vae (VAE, beta-VAE), vaegan (one folder). [default: pix2pix]"),
-    a: Optional[Path] = typer.Option(None, "--a", help="pix2pix: a folder of A|B images, or of A/ and B/ folders. cycle, dual: the domain A folder."),
-    b: Optional[Path] = typer.Option(None, "--b", help="cycle, dual: the domain B folder. pix2pix: the B folder when A and B are separate."),
-    name: Optional[str] = typer.Option(None, help="Run name: the folder under --checkpoints-dir [default: DATA_MODE, the data folder's name and the mode, such as facades_pix2pix]."),
-    checkpoints_dir: Path = typer.Option(Path("checkpoints"), help="Where run folders go."),
-    direction: Optional[str] = typer.Option(None, help="AtoB or BtoA: which side is the input. [default: AtoB]"),
-    net_g: Optional[str] = typer.Option(None, help="Generator: unet_256, unet_128, resnet_9blocks, ... [default: unet_256]"),
-    net_d: Optional[str] = typer.Option(None, help="Discriminator: basic (70x70 PatchGAN), n_layers (depth from --n-layers-d), pixel (1x1 PixelGAN); gan, vae, vaegan: dcgan_discriminator. [default: basic; gan, vae, vaegan: dcgan_discriminator]"),
-    n_layers_d: Optional[int] = typer.Option(None, help="Layers of the n_layers discriminator. [default: 3]"),
-    ngf: Optional[int] = typer.Option(None, help="Generator width. [default: 64]"),
-    ndf: Optional[int] = typer.Option(None, help="Discriminator width. [default: 64]"),
-    norm: Optional[str] = typer.Option(None, help="batch, instance or none. [default: batch; cycle: instance]"),
-    norm_d: Optional[str] = typer.Option(None, help="Discriminator norm, when it differs from --norm."),
-    init: Optional[str] = typer.Option(None, help="Weight init: normal, xavier, kaiming, orthogonal. [default: normal]"),
-    dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Dropout in the generator. [default: on]"),
-    gan_loss: Optional[str] = typer.Option(None, help="vanilla, minimax, lsgan, wgan, wgangp or hinge. [default: vanilla; cycle: lsgan; dual: wgangp]"),
-    lambda_l1: Optional[float] = typer.Option(None, help="pix2pix: weight of the L1 term. [default: 100]"),
-    lambda_cycle: Optional[float] = typer.Option(None, help="cycle, dual: weight of the round-trip L1, each way. [default: cycle 10, dual 500]"),
-    lambda_identity: Optional[float] = typer.Option(None, help="cycle: identity L1 weight, times --lambda-cycle. [default: 0.5]"),
-    pool_size: Optional[int] = typer.Option(None, help="cycle: fakes kept for the discriminators (0: none). [default: 50]"),
-    n_critic: Optional[int] = typer.Option(None, help="Discriminator steps per generator step. [default: 1; dual: 5, or 4 with wgan]"),
-    clip: Optional[float] = typer.Option(None, help="dual with --gan-loss wgan: clip critic weights to +-clip. [default: 0.01]"),
-    epochs: Optional[int] = typer.Option(None, help="Epochs at the starting learning rate. [default: 100]"),
-    epochs_decay: Optional[int] = typer.Option(None, help="Further epochs with linear decay to zero. [default: 100]"),
-    batch_size: Optional[int] = typer.Option(None, help="Images per step in each process: under torchrun the global batch is this times the number of processes. [default: 1; gan, vae: 64]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate. [default: 0.0002]"),
-    beta1: Optional[float] = typer.Option(None, help="Adam beta1. [default: 0.5]"),
-    load_size: Optional[int] = typer.Option(None, help="Resize to this before cropping. [default: 286]"),
-    crop_size: Optional[int] = typer.Option(None, help="Random crop size. [default: 256]"),
-    preprocess: Optional[str] = typer.Option(None, help="resize_and_crop, crop, scale_width, scale_width_and_crop, none. scale_width and none keep each image's aspect ratio, so with images of mixed sizes they need --batch-size 1. Options under which a training step cannot run (images too small for the networks, say) are refused before training, naming what to change. [default: resize_and_crop]"),
-    no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
-    serial_batches: bool = typer.Option(False, "--serial-batches", help="cycle, dual: take B images in order, not at random."),
-    image_size: Optional[int] = typer.Option(None, help="gan: image size, 32, 64 or 128. [default: 64]"),
-    z_dim: Optional[int] = typer.Option(None, help="gan: latent size. [default: 100]"),
-    conditional: bool = typer.Option(False, "--conditional", help="gan, vae: class labels from the subfolder names of --a."),
-    diff_augment: bool = typer.Option(False, "--diff-augment", help="gan: augment every image the discriminator sees (colour, shift, cutout; Zhao et al. 2020). Keeps D from memorising folders of a few thousand images or fewer."),
-    beta: Optional[float] = typer.Option(None, help="vae: weight of the KL term; 1 is the VAE, others the beta-VAE. [default: 1]"),
-    likelihood: Optional[str] = typer.Option(None, help="vae: gaussian, or bernoulli for binary images. [default: gaussian]"),
-    sigma: Optional[float] = typer.Option(None, help="vae: the Gaussian's fixed standard deviation on [0, 1] pixels. [default: 0.1]"),
-    learn_sigma: bool = typer.Option(False, "--learn-sigma", help="vae: learn the standard deviation (one per channel)."),
-    gamma: Optional[float] = typer.Option(None, help="vaegan: weight of the feature-space reconstruction in the decoder's loss. [default: 0.01]"),
-    holdout: Optional[float] = typer.Option(None, help="vae: fraction of images held out to report bits per dim. [default: 0.1]"),
-    input_nc: Optional[int] = typer.Option(None, help="Input channels, 1 or 3. [default: 3]"),
-    output_nc: Optional[int] = typer.Option(None, help="Output channels, 1 or 3. [default: 3]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed repeats a run. [default: random, recorded]"),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after this many steps (smoke runs)."),
-    save_every: Optional[int] = typer.Option(None, help="Save a checkpoint every N steps. [default: 1000]"),
-    log_every: Optional[int] = typer.Option(None, help="Append the losses to log.jsonl every N steps. [default: 10]"),
-    sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N steps. [default: 200]"),
-    workers: Optional[int] = typer.Option(None, help="Data loading processes. [default: 2]"),
-    val: Optional[Path] = typer.Option(None, help="Validation images: pix2pix pairs, or domain A for cycle and dual. Scores are logged and the best checkpoint kept in RUN/best."),
-    val_b: Optional[Path] = typer.Option(None, help="cycle, dual: domain B validation images."),
-    val_fraction: Optional[float] = typer.Option(None, help="Instead of --val: hold out this fraction of the training images (chosen by the seed)."),
-    val_every: Optional[int] = typer.Option(None, help="Validate every N steps. [default: every epoch]"),
-    best_metric: Optional[str] = typer.Option(None, help="Score that picks RUN/best: L1, PSNR, SSIM, cycle_L1, ... [default: L1; cycle, dual: cycle_L1]"),
-    no_report: bool = typer.Option(False, "--no-report", help="Do not rewrite RUN/report.html after every epoch."),
-    strict: bool = typer.Option(False, "--strict", help="Stop on unreadable, truncated or unmatched files, and A|B images of odd width, instead of skipping them."),
-    max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
-    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
-    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
-    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
-    compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run --name from its last checkpoint."),
-):
+@_train_signature
+def train(**options):
     """Train a model. Example: i2i train --a datasets/facades/train --direction BtoA --name facades_label2photo"""
-    from .config import make_config
+    import dataclasses
+
+    from .config import TrainConfig
     from .errors import UsageError
+    from .modes import make_config, use_command
     from .train import resume_config
     from .train import train as run_training
-    from .train import use_command
 
-    options = dict(
-        a=None if a is None else str(a), b=None if b is None else str(b), direction=direction, net_g=net_g,
-        net_d=net_d, n_layers_d=n_layers_d, ngf=ngf, ndf=ndf, norm=norm, norm_d=norm_d, init=init, dropout=dropout,
-        gan_loss=gan_loss, lambda_l1=lambda_l1, lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
-        pool_size=pool_size, n_critic=n_critic, clip=clip, serial_batches=True if serial_batches else None,
-        image_size=image_size, z_dim=z_dim, conditional=True if conditional else None, beta=beta,
-        diff_augment=True if diff_augment else None,
-        likelihood=likelihood, sigma=sigma, learn_sigma=True if learn_sigma else None, gamma=gamma, holdout=holdout, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size,
-        lr=lr, beta1=beta1, load_size=load_size, crop_size=crop_size, preprocess=preprocess,
-        flip=False if no_flip else None, input_nc=input_nc, output_nc=output_nc, seed=seed, max_steps=max_steps,
-        save_every=save_every, sample_every=sample_every, log_every=log_every, workers=workers, device=device, precision=precision,
-        threads=threads, compile=True if compile else None, strict=True if strict else None, max_pixels=max_pixels,
-        val=None if val is None else str(val), val_b=None if val_b is None else str(val_b), val_fraction=val_fraction,
-        val_every=val_every, best_metric=best_metric, report=False if no_report else None,
-    )
+    resume = options.pop("resume")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in options.items():  # folders as the path strings config.json has always held
+        if value is not None and fields[key].metadata.get("path"):
+            options[key] = str(Path(value))
+    mode, name = options.pop("mode"), options.pop("name")
+    checkpoints_dir = Path(options.pop("checkpoints_dir") or "checkpoints")
     if resume:
         if name is None:
             raise UsageError("--resume needs --name: the run to continue")
@@ -232,10 +219,10 @@ def train(
         check_run_name(name)
         cfg = resume_config(checkpoints_dir / name, mode=mode, **options)
     else:
-        if a is None:
+        if options["a"] is None:
             raise UsageError("--a is required: the folder of training images (see datasets/README.md)")
         if name is None:
-            folder = a.resolve()
+            folder = Path(options["a"]).resolve()
             folder = folder.parent if folder.name in ("train", "A", "trainA") else folder
             name = f"{folder.name}_{mode or 'pix2pix'}"
         cfg = make_config(mode or "pix2pix", name=name, checkpoints_dir=str(checkpoints_dir), **options)
@@ -278,7 +265,8 @@ def translate(
     from .distributed import World
     from .errors import UsageError
     from .runtime import resolve
-    from .translate import load_translator, parse_shard, translate_files
+    from .translate import parse_shard, translate_files
+    from .translator import load_translator
 
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")

@@ -74,10 +74,11 @@ def write_page(path: Path, rows: list[tuple[str, str, str]], title: str) -> Path
 
 def run_demo(out: str | Path = "i2i_demo", steps: int = 400, observer=None, seed: int = 0) -> Path:
     """Make the data, train, translate the held-out pairs and write ``out/index.html``."""
-    from .config import make_config
+    from .modes import make_config
     from .errors import UsageError
     from .train import train
-    from .translate import load_translator, translate_files
+    from .translate import translate_files
+    from .translator import load_translator
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

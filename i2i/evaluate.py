@@ -2,8 +2,9 @@
 
 - pix2pix runs, on paired data (A|B images, or A/ and B/ folders): L1, PSNR and SSIM of each output
   against its target, at the images' own size; with a palette, label-map accuracy and mean IoU.
-- CycleGAN and DualGAN runs, on the two test folders: the round-trip (cycle) L1 and the identity L1
-  of each generator.
+- Unpaired runs (CycleGAN, DualGAN, CUT), on the two test folders: the identity L1 of each
+  generator (how much it changes images already of its target domain) and, for runs with a
+  generator each way, the round-trip (cycle) L1.
 - Either, given pytorch-fid's Inception weights: FID and KID between outputs and real images of the
   target domain.
 """
@@ -24,7 +25,7 @@ from .data.unpaired import readable_images
 from .errors import UsageError
 from .io import write_json
 from .runs import Run
-from .translate import load_translator
+from .translator import load_translator
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def paired_data(a: str, b: str | None, direction: str, translator):
 
 def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], inception,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Round-trip and identity L1 of both generators (and FID/KID of each direction) on two image lists."""
+    """Identity L1 of each generator given (and FID/KID of each direction) on two image lists, and
+    the round-trip L1 when there are both; ``g_ba`` may be None (one-way recipes such as CUT)."""
     def tensors(files, channels):
         for f in files:
             yield read_tensor(f, channels)[None]
@@ -107,22 +109,30 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
     scores: dict[str, float] = {}
     for name, files, forward, backward, others in (("A", files_a, g_ab, g_ba, files_b), ("B", files_b, g_ba, g_ab, files_a)):
         cycle = identity = 0.0
-        dist = _Distribution(inception)
-        other_images = tensors(others * (len(files) // len(others) + 1), forward.spec.get("out_channels", 3))
-        for x in tensors(files, forward.in_channels):
-            fake = forward(x)
-            cycle += metrics.l1(_unit(backward(fake)), _unit(x))
-            identity += metrics.l1(_unit(backward(x)), _unit(x))  # the generator into x's domain, given x
-            if inception is not None:
-                dist.add(fake, next(other_images))
+        dist = _Distribution(inception if forward is not None else None)
+        channels = forward.in_channels if forward is not None else backward.spec.get("out_channels", 3)
+        other_images = (tensors(others * (len(files) // len(others) + 1), forward.spec.get("out_channels", 3))
+                        if forward is not None else None)
+        for x in tensors(files, channels):
+            if forward is not None:
+                fake = forward(x)
+                if backward is not None:
+                    cycle += metrics.l1(_unit(backward(fake)), _unit(x))
+                if inception is not None:
+                    dist.add(fake, next(other_images))
+            if backward is not None:
+                identity += metrics.l1(_unit(backward(x)), _unit(x))  # the generator into x's domain, given x
             done += 1
             if progress:
                 progress(done, total)
         other = "B" if name == "A" else "A"
-        scores[f"cycle_L1_{name}"] = cycle / len(files)
-        scores[f"identity_L1_{name}"] = identity / len(files)
+        if forward is not None and backward is not None:
+            scores[f"cycle_L1_{name}"] = cycle / len(files)
+        if backward is not None:
+            scores[f"identity_L1_{name}"] = identity / len(files)
         scores.update(dist.scores(prefix=f"{name}to{other}_"))
-    scores["cycle_L1"] = (scores["cycle_L1_A"] + scores["cycle_L1_B"]) / 2
+    if "cycle_L1_A" in scores and "cycle_L1_B" in scores:
+        scores["cycle_L1"] = (scores["cycle_L1_A"] + scores["cycle_L1_B"]) / 2
     scores["images"] = total
     return scores
 
@@ -134,8 +144,12 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
     run = Run(run_dir)
     doc = run.read_config()
     mode = doc.get("mode")
-    if mode in ("gan", "vae", "vaegan"):
-        raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs (pix2pix, cycle, dual)")
+    from . import modes
+
+    task = modes.run_task(doc)
+    if task == "folder":
+        translation = [n for n in modes.names() if modes.mode_class(n).task != "folder"]
+        raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs ({', '.join(translation)})")
     inception = None
     if inception_weights:
         from .inception import load_inception
@@ -143,13 +157,14 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
         inception = load_inception(inception_weights)
     palette = metrics.read_palette(palette_file) if palette_file else None
     started = time.perf_counter()
-    if mode in ("cycle", "dual"):
+    if task == "unpaired":
         if b is None:
             raise UsageError(f"{run.path} is an unpaired ({mode}) run: give both test folders, --a DIR --b DIR")
         if palette is not None:
-            raise UsageError("--palette needs paired targets; it scores pix2pix runs")
-        g_ab = load_translator(run.path, "AtoB", runtime=runtime)
-        g_ba = load_translator(run.path, "BtoA", runtime=runtime)
+            raise UsageError("--palette needs paired targets; it scores paired runs")
+        directions = run.directions(doc)
+        g_ab, g_ba = (load_translator(run.path, d, runtime=runtime) if d in directions else None
+                      for d in ("AtoB", "BtoA"))
         scores = evaluate_unpaired(g_ab, g_ba, readable_images(a, "--a"), readable_images(b, "--b"), inception, progress)
     else:
         translator = load_translator(run.path, runtime=runtime)

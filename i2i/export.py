@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .errors import I2IError, UsageError
-from .translate import load_translator
+from .translator import load_translator
 
 log = logging.getLogger(__name__)
 

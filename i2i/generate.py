@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from .errors import I2IError, UsageError
-from .runs import Run, load_weights
+from .data.codecs import image_grid
+from .runs import Run
 
 
 @dataclass
@@ -72,27 +73,25 @@ def load_latent_generator(run_dir: str | Path, runtime=None) -> LatentGenerator:
     """The generator of a gan, vae or vaegan run, prepared for ``runtime`` (default: fp32 on the CPU,
     so the same seed gives the same images on every machine)."""
     from .runtime import Runtime
-    from .translate import generator_from_weights
 
     runtime = runtime or Runtime(torch.device("cpu"))
 
     run = Run(run_dir)
     doc = run.read_config()
-    if doc.get("mode") not in ("gan", "vae", "vaegan"):
+    from . import modes
+
+    if modes.run_task(doc) != "folder":
         raise UsageError(f"{run.path} is a {doc.get('mode')} run, which translates images; use i2i translate")
-    generators = run.generators(doc)
-    if "G" not in generators or "z_dim" not in generators["G"]["spec"]:
+    g = run.generator(doc=doc)
+    if g.name != "G" or "z_dim" not in g.spec:
         raise I2IError(f"{run.config_path}: field 'generators.G' does not describe a GAN generator or a VAE; "
                        "the file is damaged: put back a copy from a backup")
-    g = generators["G"]
     classes = doc.get("classes") or []
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise I2IError(f"{run.config_path}: field 'classes' is {classes!r}, not a list of class names; the file is "
                        "damaged: put back a copy from a backup")
-    state_dict, _ = load_weights(g["file"])
-    net = runtime.prepare(generator_from_weights(g["spec"], state_dict, runtime.device, source=g["file"]),
-                          training=False)
-    return LatentGenerator(net, g["spec"]["z_dim"], classes, str(run.path), runtime.device)
+    net = runtime.prepare(g.build(runtime.device), training=False)
+    return LatentGenerator(net, g.spec["z_dim"], classes, str(run.path), runtime.device)
 
 
 def load_square(gen: LatentGenerator, path) -> torch.Tensor:
@@ -104,21 +103,13 @@ def load_square(gen: LatentGenerator, path) -> torch.Tensor:
     return SquareAugment(gen.net.image_size, flip=False)(read_array(path, channels))[None]
 
 
-def grid(images: torch.Tensor, nrow: int):
-    from torchvision.utils import make_grid
-
-    from .translate import tensor_to_image
-
-    return tensor_to_image(make_grid(images.float(), nrow=nrow, padding=2, pad_value=1.0))
-
-
 def sample(run_dir, n: int = 64, seed: int = 0, label: str | None = None, runtime=None):
     """A grid of ``n`` generated images (PIL), the same for the same seed and precision."""
     if n < 1:
         raise UsageError("--n must be at least 1")
     gen = load_latent_generator(run_dir, runtime)
     z = torch.randn(n, gen.z_dim, generator=torch.Generator().manual_seed(seed))
-    return grid(gen(z, gen.label_ids(n, label)), nrow=math.ceil(math.sqrt(n)))
+    return image_grid(gen(z, gen.label_ids(n, label)).split(math.ceil(math.sqrt(n))))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -149,7 +140,7 @@ def interpolate(run_dir, steps: int = 8, seeds: tuple[int, int] = (0, 1), label:
         ends = [torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
     t = torch.linspace(0, 1, steps)[:, None]
     z = (1 - t) * ends[0] + t * ends[1] if images else slerp(ends[0], ends[1], t)
-    return grid(gen(z, gen.label_ids(steps, label)), nrow=steps)
+    return image_grid([gen(z, gen.label_ids(steps, label))])
 
 
 def reconstruct(run_dir, inputs: list[str], out: str | Path, label: str | None = None,
@@ -177,7 +168,7 @@ def reconstruct(run_dir, inputs: list[str], out: str | Path, label: str | None =
         try:
             x = load_square(gen, src)
             recon = gen(gen.encode(x, labels), labels)
-            save_image(grid(torch.cat([x, recon]), nrow=2), dst)
+            save_image(image_grid([torch.cat([x, recon])]), dst)
         except I2IError as e:
             failed.append(str(e))
             continue

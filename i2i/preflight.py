@@ -58,8 +58,6 @@ def check_training(cfg, dataset, world_size: int = 1) -> None:
     streams are left as they were, so a run that passes trains exactly as it would have. Takes
     about 0.1 to 1 s per distinct smallest input size.
     """
-    if cfg.mode not in ("pix2pix", "cycle", "dual", "gan", "vae", "vaegan"):
-        return
     state = torch.get_rng_state(), random.getstate()
     try:
         raw = _raw_sizes(cfg, dataset)
@@ -90,7 +88,8 @@ def _raw_sizes(cfg, dataset) -> tuple[dict, dict | None]:
                 continue
         return sizes
 
-    if cfg.mode == "pix2pix":
+    task = _task(cfg)
+    if task == "paired":
         known, sizes = getattr(dataset, "sizes", {}), {}
         for pa, pb in dataset.items:  # the items left for training (--val-fraction holds some out)
             size = known.get(pa)
@@ -102,9 +101,15 @@ def _raw_sizes(cfg, dataset) -> tuple[dict, dict | None]:
                 size = (w // 2, h) if pb is None else (w, h)
             sizes.setdefault(size, pa)
         return sizes, None
-    if cfg.mode in ("cycle", "dual"):
+    if task == "unpaired":
         return read(dataset.files_a), read(dataset.files_b)
     return {(cfg.image_size, cfg.image_size): None}, None
+
+
+def _task(cfg) -> str:
+    from . import modes
+
+    return modes.mode_class(cfg.mode).task
 
 
 def _augment(cfg):
@@ -116,7 +121,7 @@ def _augment(cfg):
 
 def _tensor_sizes(cfg, raw: dict) -> dict[Size, object]:
     """{(height, width) of the training tensors: an example file}."""
-    if cfg.mode in ("gan", "vae", "vaegan"):
+    if _task(cfg) == "folder":
         return {(cfg.image_size, cfg.image_size): None}
     augment = _augment(cfg)
     out: dict = {}
@@ -185,8 +190,7 @@ def _run_steps(cfg, steps: list[tuple[Size, Size]], batches: list[int]) -> Failu
             return None
         return Failure("build", _first_line(e))
     mode.optimizer_step = lambda name: None  # shapes only: no update (and meta has no fused Adam)
-    if hasattr(mode, "n_critic"):
-        mode.n_critic = 1  # further critic steps repeat the same shapes
+    mode.n_critic = 1  # further critic steps repeat the same shapes
     mode.train(True)
     for batch in batches:
         for size_a, size_b in steps:
@@ -202,7 +206,7 @@ def _run_steps(cfg, steps: list[tuple[Size, Size]], batches: list[int]) -> Failu
 
 def _batch(cfg, n: int, size_a: Size, size_b: Size) -> dict:
     meta = torch.device("meta")
-    if cfg.mode in ("gan", "vae", "vaegan"):
+    if _task(cfg) == "folder":
         return {"A": torch.empty(n, cfg.output_nc, *size_a, device=meta),
                 "label": torch.zeros(n, dtype=torch.long, device=meta)}
     return {"A": torch.empty(n, cfg.input_nc, *size_a, device=meta),
@@ -248,7 +252,7 @@ def _candidates(cfg, failure: Failure, per_rank: int) -> list[dict]:
     if net.startswith("D") and cfg.net_d in ("basic", "n_layers"):
         layers = 3 if cfg.net_d == "basic" else cfg.n_layers_d
         shallower_d = [{"net_d": "n_layers", "n_layers_d": k} for k in range(layers - 1, 0, -1)] + [{"net_d": "pixel"}]
-    if cfg.mode not in ("gan", "vae", "vaegan"):
+    if _task(cfg) != "folder":
         multiple = generator_multiple(cfg.net_g)
         if "crop" in cfg.preprocess:
             for factor in (2, 4, 8):
@@ -286,7 +290,7 @@ def _fixes(cfg, raw, per_rank: int, failure: Failure, wanted: int = 2, tries: in
     A change that fixes this failure but meets another is combined with the changes for that one
     (``depth`` changes at most: e.g. ``--batch-size 1`` and a shallower discriminator together).
     """
-    from .config import validate
+    from .modes import validate
 
     found: list[str] = []
 
@@ -314,7 +318,7 @@ def _fixes(cfg, raw, per_rank: int, failure: Failure, wanted: int = 2, tries: in
 
 
 def _describe_sizes(cfg) -> str:
-    if cfg.mode in ("gan", "vae", "vaegan"):
+    if _task(cfg) == "folder":
         return f"--image-size {cfg.image_size}"
     if "crop" in cfg.preprocess:
         return f"--crop-size {cfg.crop_size}"

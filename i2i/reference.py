@@ -110,9 +110,7 @@ def import_generator(path: str | Path, run_dir: str | Path, direction: str = "At
     The new run translates ``direction`` with that generator, like a trained run, and records where
     the weights came from.
     """
-    from .io import write_json
-    from .runs import save_weights
-    from .translate import generator_from_weights
+    from .runs import Run, generator_from_weights
 
     path, run_dir = Path(path), Path(run_dir)
     if not path.is_file():
@@ -124,9 +122,5 @@ def import_generator(path: str | Path, run_dir: str | Path, direction: str = "At
         raise UsageError(f"{run_dir} already exists; choose another --name")
     state_dict, spec = read_generator(path)
     net = generator_from_weights(spec, state_dict, source=path)
-    save_weights(run_dir / "G.safetensors", net, spec)
-    write_json(run_dir / "config.json", {
-        "mode": "imported", "name": run_dir.name, "source": str(path.resolve()),
-        "generators": {"G": {"file": "G.safetensors", "spec": spec, "directions": [direction]}},
-    })
+    Run(run_dir).write_imported(net, spec, direction, path.resolve())
     return run_dir

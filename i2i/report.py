@@ -54,21 +54,37 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
     return True
 
 
-def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> bool:
-    """input | output | target rows for the first ``n`` validation images (pix2pix and unpaired runs)."""
+def _columns(doc: dict) -> str:
+    """": input | output | target", what each row of a recipe's sample grid shows ("" if unknown)."""
+    from . import modes
+
+    mode = doc.get("mode")
+    return f": {' | '.join(modes.mode_class(mode).sample_columns)}" if mode in modes.names() else ""
+
+
+def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> str | None:
+    """Rows for the first ``n`` validation images of a run that validates (input | output | target for
+    paired recipes, real | translated | round trip for unpaired ones); returns the caption, or None
+    when there is no gallery."""
     import torch
 
     from .config import TrainConfig
-    from .train import sample_grid
-    from .translate import load_translator
+    from .data.codecs import image_grid
+    from .translator import load_translator
     from .validation import redo_hold_out, validation_data
 
-    if doc.get("mode") not in ("pix2pix", "cycle", "dual") or not (doc.get("val") or doc.get("val_fraction")):
-        return False
+    from . import modes
+
+    if doc.get("mode") not in modes.names() or not (doc.get("val") or doc.get("val_fraction")):
+        return None
+    task = modes.mode_class(doc["mode"]).task
+    if task == "folder":
+        return None
     cfg = TrainConfig.from_dict(doc)
     data = validation_data(cfg, redo_hold_out(cfg))
     rows = []
-    if cfg.mode == "pix2pix":
+    if task == "paired":
+        caption = "input | output | target"
         translator = load_translator(run.path, runtime=runtime)
         for i in range(min(n, len(data))):
             item = data[(i, 0)]
@@ -76,18 +92,19 @@ def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> bool:
     else:
         from .data.images import read_tensor
 
+        caption = "real | translated | round trip"
         forward, backward = load_translator(run.path, "AtoB", runtime=runtime), load_translator(run.path, "BtoA", runtime=runtime)
         for f in data[0][:n]:
             x = read_tensor(f, forward.in_channels)[None]
             fake = forward(x)
             rows.append([x[0], fake[0], backward(fake)[0]])  # real | translated | round trip
     if not rows:
-        return False
+        return None
     size = rows[0][0].shape[-2:]
     rows = [[torch.nn.functional.interpolate(t[None].float(), size=tuple(size), mode="bilinear")[0] for t in r]
             for r in rows]
-    save_image(sample_grid(rows, max_rows=n), path)
-    return True
+    save_image(image_grid(rows, max_rows=n), path)
+    return caption
 
 
 def write_report(run_dir: str | Path, gallery_size: int = 4, runtime=None) -> Path:
@@ -126,19 +143,19 @@ def write_report(run_dir: str | Path, gallery_size: int = 4, runtime=None) -> Pa
             parts.append(f"<p>Best checkpoint: step {best['step']}, {html.escape(str(best['metric']))} "
                          f"{best['value']:.4g}, in <code>best/</code>.</p>")
     try:
-        has_gallery = _gallery(run, doc, assets / "gallery.png", gallery_size, runtime)
+        caption = _gallery(run, doc, assets / "gallery.png", gallery_size, runtime)
     except Exception as e:  # noqa: BLE001  (a report must not fail a training run)
         log.warning("report gallery skipped: %s", e)
-        has_gallery = False
-    if has_gallery:
-        caption = ("input | output | target" if doc.get("mode") == "pix2pix" else "real | translated | round trip")
+        caption = None
+    if caption:
         figure("gallery.png", "Gallery", f"Validation images: {caption} (latest weights).")
     else:
         samples = sorted(run.samples_dir.glob("step_*.png")) if run.samples_dir.is_dir() else []
         if samples:
             rel = samples[-1].relative_to(run.path).as_posix()
             parts.append(f"<h2>Samples</h2><figure><img src=\"{rel}\" alt=\"latest samples\">"
-                         f"<figcaption>Training samples at {samples[-1].stem.replace('_', ' ')}.</figcaption></figure>")
+                         f"<figcaption>Training samples at {samples[-1].stem.replace('_', ' ')}{_columns(doc)}."
+                         "</figcaption></figure>")
     eval_file = run.path / "eval.json"
     if eval_file.is_file():
         record = json.loads(eval_file.read_text())

@@ -25,6 +25,7 @@ import os
 import pickle
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -147,6 +148,47 @@ def _first_line(e: BaseException) -> str:
     return text[:200]
 
 
+def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True,
+                           source: str | Path = "the weights") -> torch.nn.Module:
+    """A generator from ``nets.create`` arguments and weights that must fit it exactly.
+
+    ``spec`` is checked against the tensors' shapes on the meta device (:func:`check_fit`) before
+    the real network is built, so a spec that does not fit costs no memory or time. Raises
+    :class:`I2IError` naming ``source`` (the file the weights came from) when it does not fit.
+    """
+    from . import nets
+
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise I2IError(f"{source}: not a state dict of tensors")
+    check_fit(spec, {k: tuple(v.shape) for k, v in state_dict.items()}, source)
+    net = nets.create(**spec, init=None)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise I2IError(f"{source}: weights do not fit a {spec['name']} generator: {first_line(e)}") from None
+    return net.to(device).train(not eval_mode)
+
+
+@dataclass
+class StoredGenerator:
+    """One generator of a run folder, as :meth:`Run.generator` reads it: its name in config.json,
+    its ``nets.create`` arguments, its weights, the directions it translates (none for the latent
+    generators of gan, vae and vaegan runs), the one it was chosen for (None for those), and
+    ``source``, which names the weights file and the config.json field its network comes from (for
+    messages)."""
+
+    name: str
+    spec: dict
+    state_dict: dict[str, torch.Tensor]
+    directions: list[str]
+    direction: str | None
+    source: str
+
+    def build(self, device="cpu", eval_mode: bool = True) -> torch.nn.Module:
+        """The network, its weights loaded (see :func:`generator_from_weights`)."""
+        return generator_from_weights(self.spec, self.state_dict, device, eval_mode, source=self.source)
+
+
 class Run:
     """A run folder on disk."""
 
@@ -210,9 +252,52 @@ class Run:
             out[name] = {"file": self.path / file, "spec": spec, "directions": list(directions)}
         return out
 
+    def directions(self, doc: dict | None = None) -> dict[str, str]:
+        """Which generator translates which way: direction -> generator name (empty for gan, vae and
+        vaegan runs, whose generators make images from noise)."""
+        return {d: name for name, g in self.generators(doc).items() for d in g["directions"]}
+
+    def generator(self, direction: str | None = None, doc: dict | None = None) -> StoredGenerator:
+        """The generator for ``direction``, its weights read (the one reader of a run's generators,
+        for translate, the API, serve, sample and export).
+
+        ``direction=None``: AtoB where the run translates that way, else its only (or first)
+        direction; a run that translates nothing gives its generator ``G`` (else its first).
+        Raises :class:`UsageError` when the run has no generator for ``direction``, and
+        :class:`I2IError` naming the file for a damaged config.json or weights file.
+        """
+        doc = self.read_config() if doc is None else doc
+        generators = self.generators(doc)
+        available = self.directions(doc)
+        if direction is None and available:
+            direction = "AtoB" if "AtoB" in available else next(iter(available))
+        if direction is None:
+            name = "G" if "G" in generators else next(iter(generators))
+        elif direction in available:
+            name = available[direction]
+        elif available:
+            raise UsageError(f"{self.path} translates {', '.join(available)} only; drop --direction {direction}")
+        else:
+            raise UsageError(f"{self.path} is a {doc.get('mode')} run, which translates no direction; "
+                             f"drop --direction {direction}")
+        g = generators[name]
+        state_dict, _ = load_weights(g["file"])
+        source = f"{g['file']} (its network from {self.config_path}, 'generators.{name}.spec')"
+        return StoredGenerator(name, g["spec"], state_dict, g["directions"], direction, source)
+
+    def write_imported(self, net: torch.nn.Module, spec: dict, direction: str, source: str | Path) -> None:
+        """Make this folder a run of one generator from elsewhere (``i2i import``): ``G.safetensors``
+        holds ``net``'s weights, and config.json says it translates ``direction`` and where it came
+        from (``source``)."""
+        save_weights(self.path / "G.safetensors", net, spec)
+        write_json(self.config_path, {
+            "mode": "imported", "name": self.path.name, "source": str(source),
+            "generators": {"G": {"file": "G.safetensors", "spec": spec, "directions": [direction]}},
+        })
+
     def write_config(self, cfg, translators: dict[str, str], specs: dict[str, dict]) -> None:
         """``translators``: direction -> generator name; ``specs``: generator name -> create() args."""
-        from . import __version__
+        from ._version import __version__
 
         doc = json.loads(cfg.to_json())
         doc["format"], doc["i2i_version"] = CONFIG_FORMAT, __version__

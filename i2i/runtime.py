@@ -161,10 +161,10 @@ class Runtime:
         return net
 
     def prepare_mode(self, mode) -> None:
-        """Apply the fast path to a training mode: every network, and autocast for its forward passes."""
+        """Apply the fast path to every network of a training mode built with this runtime (whose
+        forward passes then run under :meth:`autocast`)."""
         for net in mode.nets.values():
             self.prepare(net, training=True)
-        mode.autocast = self.autocast
 
     def autocast(self):
         """Context for training forward passes: bf16 autocast on the fast path, else nothing."""

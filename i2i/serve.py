@@ -74,8 +74,7 @@ def build_app(run: str | Path, example: str | Path | None = None, **load_options
     model = load(run, **load_options)
     directions = ["AtoB", "BtoA"]
     if Path(run).is_dir():
-        gens = Run(run).generators()
-        directions = sorted({d for g in gens.values() for d in g["directions"]}) or directions
+        directions = sorted(Run(run).directions()) or directions
     first = str(example) if example else None
 
     def run_page(image, direction):  # its name is the page's API endpoint, /run_page

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 
 from . import modes
-from .config import TrainConfig, validate
+from .config import TrainConfig
 from .data.images import set_max_pixels
 from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError, first_line
@@ -73,21 +73,6 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + step * 1_009 + rank) % 2**63
 
 
-def sample_grid(rows: list[list[torch.Tensor]], max_rows: int = 4):
-    """A PIL image with one example per row (each image CxHxW in [-1, 1])."""
-    from torchvision.utils import make_grid
-
-    from .translate import tensor_to_image
-
-    rows = rows[:max_rows]
-    images = [img.float().cpu().expand(3, -1, -1) for row in rows for img in row]
-    # images of different sizes (unpaired A and B without a crop) sit top-left in cells of the largest
-    h, w = max(img.shape[-2] for img in images), max(img.shape[-1] for img in images)
-    images = [torch.nn.functional.pad(img, (0, w - img.shape[-1], 0, h - img.shape[-2]), value=1.0) for img in images]
-    grid = make_grid(torch.stack(images), nrow=len(rows[0]), padding=2, pad_value=1.0)
-    return tensor_to_image(grid)
-
-
 class Interrupted(I2IError):
     exit_code = 130
 
@@ -116,11 +101,6 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def use_command(mode: str, run_dir: str | Path) -> str:
-    """The command that uses a trained run: sampling for the generative modes, else translation."""
-    return f"i2i sample {run_dir}" if mode in ("gan", "vae", "vaegan") else f"i2i translate IMAGES --model {run_dir}"
-
-
 def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     """The saved config of the run in ``run_dir``, with the given ``options`` (None = not given) applied.
 
@@ -132,19 +112,20 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     if not run.exists():
         raise UsageError(f"{run_dir}: no run to resume; drop --resume to start it")
     doc = run.read_config()
-    if not isinstance(doc.get("mode"), str) or doc.get("mode") not in modes.IMPLEMENTED:
+    if not isinstance(doc.get("mode"), str) or doc.get("mode") not in modes.names():
         if doc.get("mode") == "imported":
             raise UsageError(f"{run_dir} was made by i2i import, not by training; it cannot be resumed")
         TrainConfig.from_dict(doc, source=run.config_path)  # names the damaged field when there is one
         raise I2IError(f"{run.config_path}: field 'mode' is {doc.get('mode')!r}, not one of "
-                       f"{', '.join(modes.IMPLEMENTED)}; the file is damaged: put back a copy from a backup")
+                       f"{', '.join(modes.names())}; the file is damaged: put back a copy from a backup")
     saved = TrainConfig.from_dict(doc, source=run.config_path)
     saved.checkpoints_dir, saved.name = str(run_dir.parent), run_dir.name
     try:
-        validate(saved)  # the saved settings alone: a failure here is the file's, not the command line's
+        modes.validate(saved)  # the saved settings alone: a failure here is the file's, not the command line's
     except UsageError as e:
         raise I2IError(f"{run.config_path}: the saved settings fail i2i's checks ({e}); the file is damaged: put "
                        "back a copy from a backup") from None
+    modes.refuse_unread(modes.mode_class(saved.mode), modes.given_options(options))
     for key, value in options.items():
         if value is None or value == getattr(saved, key):
             continue
@@ -152,7 +133,7 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
             raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has "
                              f"{getattr(saved, key)!r}); drop it or start a new run")
         setattr(saved, key, value)
-    validate(saved)
+    modes.validate(saved)
     for option, folder in (("--a", saved.a), ("--b", saved.b), ("--val", saved.val), ("--val-b", saved.val_b)):
         if folder and not Path(folder).is_dir():
             raise UsageError(f"{run_dir}: its data folder {folder} ({option} in config.json) is not found from "
@@ -183,7 +164,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     state = None
     for folder in (run.path, run.samples_dir, run.path / "best"):  # temp files of a killed run
         remove_stale_temps(folder)
-    use = use_command(cfg.mode, run.path)
+    use = modes.use_command(cfg.mode, run.path)
     if resume:
         if not run.exists():
             raise UsageError(f"{run.path}: no run to resume; drop --resume to start it")
@@ -208,8 +189,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     from .preflight import check_training
 
     check_training(cfg, dataset, world.size)  # options under which a step cannot run are refused here
-    mode = mode_cls(cfg, device)
-    mode.world = world
+    mode = mode_cls(cfg, runtime=runtime, world=world)
     if world.enabled and device.type == "cuda":
         converted = use_sync_batchnorm(mode.nets)
         if converted:
@@ -377,10 +357,11 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 if world.enabled and world.any(stop.requested):
                     stop.requested = True  # every rank stops at the same step
                 if world.main and (step % cfg.sample_every == 0 or step == total_steps):
+                    from .data.codecs import image_grid
                     from .data.images import save_image
 
                     rows = mode.sample_rows(mode.to_device(batch), out)
-                    save_image(sample_grid(rows), run.samples_dir / f"step_{step:07d}.png")
+                    save_image(image_grid(rows, max_rows=4), run.samples_dir / f"step_{step:07d}.png")
                 if cfg.val_every and step % cfg.val_every == 0:
                     validate()
                 if step % cfg.save_every == 0 and step < total_steps:  # the last step is saved below

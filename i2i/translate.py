@@ -1,7 +1,10 @@
-"""Inference: load a generator from a run folder or a weights file, and translate images.
+"""The file pipeline of ``i2i translate``: inputs (files, folders, globs) planned into outputs, split
+into shards, and translated with a :class:`~i2i.translator.Translator` while other threads read and
+write the files.
 
-Images are translated at their own resolution: each is reflect-padded up to the multiple its
-generator needs, translated, and cropped back, so a 301x207 photo comes back 301x207.
+Outputs keep their inputs' relative paths, names, formats, size, alpha channel and depth (16-bit in
+gives 16-bit out where the format allows). Loading the generator is :mod:`i2i.translator`; the
+image <-> tensor codecs are :mod:`i2i.data.codecs`.
 """
 
 from __future__ import annotations
@@ -17,165 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from PIL import Image
 
-from . import nets
-from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, to_mode
+from .data.codecs import input_half, prepare_image, tensor_to_image, tensor_to_uint16
+from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16
 from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, first_line, os_error_message
-from .runs import Run, load_weights, newest_run
-from .runtime import Runtime, input_dtype, resolve
+from .translator import Translator
 
 log = logging.getLogger(__name__)
 
 ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
-
-
-def tensor_to_image(t: torch.Tensor) -> Image.Image:
-    """CxHxW in [-1, 1] -> PIL image (L or RGB)."""
-    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    return Image.fromarray(arr[0]) if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0))
-
-
-@dataclass
-class Translator:
-    """A generator ready for inference, and what it needs from its input."""
-
-    net: torch.nn.Module
-    spec: dict
-    direction: str | None
-    source: str
-    runtime: Runtime = field(default_factory=lambda: Runtime(torch.device("cpu")))
-
-    @property
-    def device(self) -> torch.device:
-        return self.runtime.device
-
-    @property
-    def in_channels(self) -> int:
-        return self.spec.get("in_channels", 3)
-
-    @property
-    def multiple(self) -> int:
-        return self.net.size_multiple
-
-    @property
-    def min_size(self) -> int:
-        """The smallest height and width the generator takes (smaller images are padded up to it)."""
-        return getattr(self.net, "min_size", self.multiple)
-
-    @torch.inference_mode()
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Translate a B x C x H x W batch in [-1, 1] of any size (H, W >= 1); returns B x C' x H x W
-        float32 in [-1, 1] on the CPU.
-
-        The batch is reflect-padded up to the generator's size multiple (and at least its
-        :attr:`min_size`), translated, and cropped back. It is fed in the dtype of the network's own
-        weights (:func:`i2i.runtime.input_dtype`), so a training network (fp32 weights under bf16
-        autocast) and a bf16 inference network both get what they accept.
-        """
-        h, w = batch.shape[-2:]
-        if h < 1 or w < 1:
-            raise ImageError(f"an image of {w}x{h} pixels has nothing to translate")
-        m = self.multiple
-        th, tw = -(-max(h, self.min_size) // m) * m, -(-max(w, self.min_size) // m) * m
-        top, left = (th - h) // 2, (tw - w) // 2
-        x = pad_reflect(batch.to(self.device), left, tw - w - left, top, th - h - top)
-        x = x.to(input_dtype(self.net))
-        if self.runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = self.net(x)
-        return y[..., top: top + h, left: left + w].float().cpu()
-
-
-def pad_reflect(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
-    """Reflect-pad the last two dimensions by any amount, as numpy's ``reflect`` mode: the image is
-    mirrored about its edge pixels, periodically, so pads wider than the side work too (``F.pad``
-    needs them smaller); a side of one pixel, which has nothing to mirror, is repeated."""
-    for dim, before, after in ((-1, left, right), (-2, top, bottom)):
-        if before or after:
-            n = x.shape[dim]
-            i = torch.arange(-before, n + after, device=x.device)
-            if n == 1:
-                i = torch.zeros_like(i)
-            else:
-                i = i.remainder(2 * n - 2)
-                i = torch.where(i < n, i, 2 * n - 2 - i)
-            x = x.index_select(dim, i)
-    return x
-
-
-def generator_from_weights(spec: dict, state_dict: dict, device="cpu", eval_mode: bool = True,
-                           source: str | Path = "the weights") -> torch.nn.Module:
-    """A generator from ``nets.create`` arguments and weights that must fit it exactly.
-
-    ``spec`` is checked against the tensors' shapes on the meta device before the real network is
-    built (:func:`i2i.runs.check_fit`), so a spec that does not fit costs no memory or time.
-    Raises :class:`I2IError` naming ``source`` (the file the weights came from) when it does not fit.
-    """
-    from .runs import check_fit
-
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise I2IError(f"{source}: not a state dict of tensors")
-    check_fit(spec, {k: tuple(v.shape) for k, v in state_dict.items()}, source)
-    net = nets.create(**spec, init=None)
-    try:
-        net.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        raise I2IError(f"{source}: weights do not fit a {spec['name']} generator: {first_line(e)}") from None
-    return net.to(device).train(not eval_mode)
-
-
-def load_translator(model: str | Path | None = None, direction: str | None = None,
-                    checkpoints_dir: str | Path = "checkpoints", runtime: Runtime | None = None,
-                    eval_mode: bool = True) -> Translator:
-    """Load the generator for ``direction`` from a run folder, a .safetensors file or a reference .pth.
-
-    ``model=None`` takes the newest run under ``checkpoints_dir``. ``runtime`` says where and in what
-    precision to run (default: :func:`i2i.runtime.resolve`'s auto choice, at torch's current thread
-    count). ``eval_mode=False`` keeps dropout and batch statistics on, as the reference's test script
-    does without ``--eval``.
-    """
-    if runtime is None:
-        runtime = resolve(threads=torch.get_num_threads())
-    if model is None:
-        found = newest_run(checkpoints_dir)
-        if found is None:
-            raise UsageError(f"no trained runs in {checkpoints_dir}/; train one or pass --model RUN_OR_FILE")
-        model = found
-    path = Path(model)
-    source = path
-    if not path.exists():
-        raise UsageError(f"--model {path}: no such run folder or file")
-    if path.is_dir():
-        run = Run(path)
-        doc = run.read_config()
-        generators = run.generators(doc)
-        available = {d: name for name, g in generators.items() for d in g["directions"]}
-        if not available:
-            raise UsageError(f"{path} is a {doc.get('mode')} run, which generates images rather than "
-                             "translating them; use i2i sample, i2i interpolate (or i2i reconstruct for a vae run)")
-        if direction is None:
-            direction = "AtoB" if "AtoB" in available else next(iter(available))
-        if direction not in available:
-            raise UsageError(f"{path} translates {', '.join(available)} only; drop --direction {direction}")
-        g = generators[available[direction]]
-        state_dict, _ = load_weights(g["file"])
-        spec, source = g["spec"], f"{g['file']} (its network from {run.config_path}, 'generators.{available[direction]}.spec')"
-    elif path.suffix == ".safetensors":
-        state_dict, spec = load_weights(path)
-        if spec is None:
-            raise UsageError(f"{path}: no i2i metadata; pass the run folder instead of the file")
-    elif path.suffix in (".pth", ".pt"):
-        from .reference import read_generator
-
-        state_dict, spec = read_generator(path)
-        direction = direction or "AtoB"
-    else:
-        raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
-    net = generator_from_weights(spec, state_dict, runtime.device, eval_mode, source=source)
-    return Translator(runtime.prepare(net, training=False), spec, direction, str(path), runtime)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -298,30 +153,6 @@ def _resolved(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
-def input_half(img: Image.Image, direction: str | None, path: Path) -> Image.Image:
-    """The half of a side-by-side A|B image that a generator for ``direction`` takes."""
-    w, h = img.size
-    if w % 2:
-        raise ImageError(f"{path}: width {w} is odd, so it is not an A|B pair; drop --ab")
-    return img.crop((w // 2, 0, w, h)) if direction == "BtoA" else img.crop((0, 0, w // 2, h))
-
-
-def prepare_image(img: Image.Image, channels: int, size: int | None) -> tuple[torch.Tensor, Image.Image | None, bool]:
-    """Model input tensor for ``img`` (``channels`` x H x W in [-1, 1], by the numeric rule of
-    :mod:`i2i.data.images`, the same values training sees; ``size``: resized to size x size, bicubic
-    first), its alpha channel (or None), and whether it is deep (16-bit or float grayscale, read
-    without rounding to 8 bits; one channel repeated when ``channels`` is 3)."""
-    from .data.images import array_to_tensor, is_deep, network_array, unit_image
-
-    deep = is_deep(img)
-    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
-    img = unit_image(img) if deep else to_mode(img, channels)
-    if size:
-        img = img.resize((size, size), Image.BICUBIC)
-        alpha = alpha.resize((size, size), Image.BICUBIC) if alpha is not None else None
-    return array_to_tensor(network_array(img, channels)), alpha, deep
-
-
 def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None):
     """The model input of one job's file; any failure is an :class:`ImageError` naming the file."""
     try:
@@ -342,13 +173,6 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, OSError):
         return os_error_message(e).removeprefix(f"{e.filename}: " if getattr(e, "filename", None) else "")
     return f"cannot translate ({type(e).__name__}: {first_line(e)})"
-
-
-def tensor_to_uint16(t: torch.Tensor) -> np.ndarray:
-    """CxHxW in [-1, 1] -> HxW (one channel) or HxWxC uint16 array: ``round(65535 * (t + 1) / 2)``, the
-    inverse of the numeric rule's ``v / 65535`` (see :mod:`i2i.data.images`)."""
-    arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 32767.5).round().to(torch.int32).numpy().astype(np.uint16)
-    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
 
 def _write(y: torch.Tensor, alpha: Image.Image | None, deep: bool, dst: Path) -> None:

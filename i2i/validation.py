@@ -15,11 +15,10 @@ import logging
 import random
 
 from .errors import UsageError
-from .translate import Translator
+from .translator import Translator
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRIC = {"pix2pix": "L1", "cycle": "cycle_L1", "dual": "cycle_L1"}
 HIGHER_IS_BETTER = ("PSNR", "SSIM", "accuracy", "iou")
 
 
@@ -48,9 +47,11 @@ def hold_out(dataset, fraction: float, seed: int):
 
 
 def validation_data(cfg, held_out=None):
-    """The held-out images of ``cfg``: a PairedDataset (pix2pix) or (files_a, files_b) (cycle, dual),
-    from ``held_out`` (what :func:`hold_out` returned) or else from --val/--val-b."""
-    if cfg.mode == "pix2pix":
+    """The held-out images of ``cfg``: a PairedDataset (paired recipes) or (files_a, files_b)
+    (unpaired ones), from ``held_out`` (what :func:`hold_out` returned) or else from --val/--val-b."""
+    from . import modes
+
+    if modes.mode_class(cfg.mode).task == "paired":
         from .data.paired import PairedDataset
 
         data = PairedDataset(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc)
@@ -79,14 +80,15 @@ class Validator:
     """Scores a training mode's generators on fixed held-out data."""
 
     def __init__(self, cfg, mode, runtime, held_out=None):
-        if cfg.mode not in DEFAULT_METRIC:
+        if mode.default_metric is None:
             raise UsageError(f"--val and --val-fraction score translation runs; {cfg.mode} runs report "
                              "their own held-out score")
         self.cfg, self.mode, self.runtime = cfg, mode, runtime
-        self.metric = cfg.best_metric or DEFAULT_METRIC[cfg.mode]
+        self.metric = cfg.best_metric or mode.default_metric
         self.higher = higher_is_better(self.metric)
+        self.paired = mode.task == "paired"
         data = validation_data(cfg, held_out)
-        if cfg.mode == "pix2pix":
+        if self.paired:
             self.data = data
         else:
             self.files_a, self.files_b = data
@@ -102,7 +104,7 @@ class Validator:
         for g in generators:
             g.eval()
         try:
-            if self.cfg.mode == "pix2pix":
+            if self.paired:
                 scores = evaluate_paired(self.translator(self.cfg.direction), self.data, None, None)
             else:
                 scores = evaluate_unpaired(self.translator("AtoB"), self.translator("BtoA"), self.files_a,

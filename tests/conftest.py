@@ -35,7 +35,7 @@ def aligned_dir(tmp_path):
 
 
 def tiny_config(data, tmp_path, **overrides):
-    from i2i.config import make_config
+    from i2i.modes import make_config
 
     options = dict(a=str(data), name="tiny", checkpoints_dir=str(tmp_path / "ck"), net_g="unet_32", ngf=8, ndf=8,
                    load_size=36, crop_size=32, epochs=1, epochs_decay=1, workers=0, seed=1, sample_every=1000,
@@ -87,7 +87,7 @@ def unpaired_dirs(tmp_path):
 
 
 def tiny_unpaired_config(dirs, tmp_path, mode="cycle", **overrides):
-    from i2i.config import make_config
+    from i2i.modes import make_config
 
     a, b = dirs
     net_g = "resnet_6blocks" if mode == "cycle" else "unet_32"

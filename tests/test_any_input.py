@@ -19,7 +19,8 @@ from i2i.cli import app
 from i2i.errors import UsageError
 from i2i.runs import save_weights
 from i2i.runtime import resolve
-from i2i.translate import Translator, load_translator, pad_reflect, translate_files
+from i2i.translate import translate_files
+from i2i.translator import Translator, load_translator, pad_reflect
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ import i2i
 from conftest import random_image, tiny_unpaired_config
 from i2i.errors import ImageError, UsageError
 from i2i.train import train
-from i2i.translate import load_translator
+from i2i.translator import load_translator
 
 
 @pytest.fixture(scope="module")

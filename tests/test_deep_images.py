@@ -89,7 +89,7 @@ def test_sixteen_bit_files_give_the_same_input_on_every_path(api_models, a, b_va
     from i2i.data.paired import PairedDataset
     from i2i.data.unpaired import UnpairedDataset
     from i2i.prepare import combine
-    from i2i.translate import prepare_image
+    from i2i.data.codecs import prepare_image
 
     b = np.full_like(a, b_values)
     expected_a = torch.from_numpy(np.repeat((a.astype(np.float32) / 65535)[None], channels, axis=0)) * 2 - 1
@@ -137,7 +137,7 @@ def test_the_file_maximum_does_not_change_a_value(tmp_path):
 @pytest.mark.parametrize("values, expected", [([0.0, 0.25, 1.0], [0.0, 0.25, 1.0]),
                                               ([-1.0, 2.0, float("nan")], [0.0, 1.0, 0.0])])
 def test_float_tiffs_are_values_in_zero_one(tmp_path, values, expected):
-    from i2i.translate import prepare_image
+    from i2i.data.codecs import prepare_image
 
     path = tmp_path / "f.tif"
     Image.fromarray(np.array([values], np.float32), "F").save(path)
@@ -158,7 +158,7 @@ def test_eight_bit_images_keep_their_exact_uint8_path(spec, channels):
     from i2i.data.folder import ImageFolder
     from i2i.data.images import to_mode
     from i2i.data.paired import PairedDataset
-    from i2i.translate import prepare_image
+    from i2i.data.codecs import prepare_image
 
     w, h, mode, seed = spec
     img = random_image(w, h, "RGBA", seed).convert(mode)
@@ -263,7 +263,8 @@ def test_a_damaged_later_frame_does_not_stop_the_first(tmp_path):
 def test_translate_keeps_a_gif_a_gif(api_models, tmp_path):
     from i2i import nets
     from i2i.runs import save_weights
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     src = tmp_path / "in"
     src.mkdir()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from i2i.config import make_config
+from i2i.modes import make_config
 from i2i.diff_augment import color, cutout, diff_augment, translation
 from i2i.errors import UsageError
 from i2i.modes import create

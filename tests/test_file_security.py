@@ -23,7 +23,7 @@ from i2i.config import check_run_name
 from i2i.errors import I2IError, UsageError
 from i2i.reference import read_generator
 from i2i.runs import Run, load_weights
-from i2i.translate import generator_from_weights
+from i2i.runs import generator_from_weights
 
 SPECS = {
     "unet": {"name": "unet_32", "in_channels": 3, "out_channels": 3, "ngf": 4, "norm": "batch", "dropout": False},

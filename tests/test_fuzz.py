@@ -56,7 +56,7 @@ def test_damaged_images_give_an_image_error_or_an_image(tmp_path, width, height,
 @FUZZ
 @given(width=st.integers(1, 48), height=st.integers(1, 24), seed=st.integers(0, 5))
 def test_ab_splitter_halves_any_even_width_and_refuses_odd(tmp_path, width, height, seed):
-    from i2i.translate import input_half
+    from i2i.data.codecs import input_half
 
     path = tmp_path / "ab.png"
     img = Image.open(io.BytesIO(_encoded(width, height, "PNG", seed)))

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2i.cli import app
-from i2i.config import make_config
+from i2i.modes import make_config
 from i2i.data.folder import ImageFolder
 from i2i.errors import UsageError
 from i2i.modes import create

@@ -96,7 +96,8 @@ def test_open_and_check_refuse_the_bomb_cheaply(bomb):
 
 
 def test_translate_reports_and_skips_the_bomb(bomb, generator_file, tmp_path):
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     random_image(8, 8).save(bomb.parent / "good.png")
     t = load_translator(generator_file)

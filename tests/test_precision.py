@@ -66,7 +66,8 @@ def test_training_with_validation(pix2pix_run, cycle_run):
 
 
 def test_translate_runs_in_the_chosen_precision(pix2pix_run, precision, tmp_path):
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     run, data = pix2pix_run
     t = load_translator(run, runtime=resolve("cpu", precision, threads=1))
@@ -116,7 +117,7 @@ def test_export_of_a_run_trained_at_this_precision(cycle_run, tmp_path):
 
 
 def test_sample_interpolate_and_reconstruct(precision, tmp_path):
-    from i2i.config import make_config
+    from i2i.modes import make_config
     from i2i.generate import interpolate, reconstruct, sample
 
     folder = tmp_path / "faces"
@@ -125,9 +126,10 @@ def test_sample_interpolate_and_reconstruct(precision, tmp_path):
         random_image(32, 32, seed=i).save(folder / f"{i}.png")
     runtime = resolve("cpu", precision, threads=1)
     for mode in ("gan", "vae"):
+        critic = {"ndf": 4} if mode == "gan" else {}  # the vae has no discriminator (--ndf is refused)
         cfg = make_config(mode, a=str(folder), name=mode, checkpoints_dir=str(tmp_path / "ck"), image_size=32, ngf=4,
-                          ndf=4, z_dim=8, batch_size=2, workers=0, seed=0, max_steps=1, precision=precision,
-                          device="cpu", threads=1, report=False)
+                          z_dim=8, batch_size=2, workers=0, seed=0, max_steps=1, precision=precision,
+                          device="cpu", threads=1, report=False, **critic)
         run = train(cfg)
         assert sample(run, 4, 0, runtime=runtime).size == (2 * 34 + 2, 2 * 34 + 2)
         assert interpolate(run, 3, (0, 1), runtime=runtime).size == (3 * 34 + 2, 34 + 2)

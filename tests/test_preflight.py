@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from i2i.config import TrainConfig, make_config
+from i2i.config import TrainConfig
+from i2i.modes import make_config
 from i2i.errors import UsageError
 from i2i.train import train
 

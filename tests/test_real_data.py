@@ -24,9 +24,10 @@ def test_facades_loads_as_aligned_pairs():
 @pytest.mark.slow
 def test_facades_default_training_steps(tmp_path):
     """Three steps at the full defaults (unet_256, 256x256) on the real data, then translate a test image."""
-    from i2i.config import make_config
+    from i2i.modes import make_config
     from i2i.train import train
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     cfg = make_config("pix2pix", a=str(FACADES / "train"), name="f", checkpoints_dir=str(tmp_path), direction="BtoA",
                       max_steps=3, workers=1, seed=0)

@@ -94,7 +94,7 @@ def test_reference_file_through_load_translator(case, precision):
     """fp32 reproduces the reference exactly; bf16 (what --precision auto picks on bf16 hardware) is
     close but not exact, which is why the README sends bit-exact users to --precision fp32."""
     from i2i.runtime import input_dtype, resolve
-    from i2i.translate import load_translator
+    from i2i.translator import load_translator
 
     tr = load_translator(FIXTURES / case["checkpoint"], runtime=resolve("cpu", precision))
     assert not tr.net.training
@@ -246,7 +246,7 @@ def test_pickled_object_is_refused_and_not_executed(tmp_path):
         load_state_dict(path)
     assert not sentinel.exists()
 
-    from i2i.translate import load_translator
+    from i2i.translator import load_translator
 
     with pytest.raises(I2IError):
         load_translator(path)
@@ -273,7 +273,7 @@ def test_import_reproduces_reference_outputs(case, tmp_path):
     from typer.testing import CliRunner
 
     from i2i.cli import app
-    from i2i.translate import load_translator
+    from i2i.translator import load_translator
 
     result = CliRunner().invoke(app, ["import", str(FIXTURES / case["checkpoint"]), "--name", "zoo",
                                       "--checkpoints-dir", str(tmp_path), "--direction", "BtoA"])
@@ -307,3 +307,4 @@ def test_import_refuses_malformed_files(tmp_path):
         assert result.output.startswith("error:") and f"{name}.pth" in result.output and "Traceback" not in result.output
         assert not (tmp_path / "ck" / name / "G.safetensors").exists()
     assert not sentinel.exists()
+

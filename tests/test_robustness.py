@@ -117,7 +117,8 @@ def test_translate_processes_the_good_files_and_reports_the_bad(corpus, tmp_path
     from i2i import nets
     from i2i.runs import save_weights
     from i2i.runtime import resolve
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     spec = {"name": "resnet_6blocks", "in_channels": 3, "out_channels": 3, "ngf": 4, "norm": "instance",
             "dropout": False}
@@ -141,7 +142,7 @@ def test_translate_processes_the_good_files_and_reports_the_bad(corpus, tmp_path
 
 def test_sixteen_bit_input_is_not_rounded_to_eight_bits(tmp_path):
     """An identity-like check: 16-bit values reach the network with more than 256 levels."""
-    from i2i.translate import prepare_image
+    from i2i.data.codecs import prepare_image
 
     ramp = (np.arange(1024, dtype=np.uint16) * 64).reshape(32, 32)
     x, alpha, deep = prepare_image(Image.fromarray(ramp), 3, None)
@@ -178,7 +179,7 @@ def _tiny_translator(tmp_path):
     from i2i import nets
     from i2i.runs import save_weights
     from i2i.runtime import resolve
-    from i2i.translate import load_translator
+    from i2i.translator import load_translator
 
     spec = {"name": "resnet_6blocks", "in_channels": 3, "out_channels": 3, "ngf": 4, "norm": "instance",
             "dropout": False}

@@ -91,7 +91,7 @@ def test_fp32_is_the_plain_path_bit_for_bit():
 
 
 def test_bf16_inference_is_within_40_db_of_fp32():
-    from i2i.translate import Translator
+    from i2i.translator import Translator
 
     G = resnet().eval()
     spec = {"name": "resnet_6blocks", "in_channels": 3}
@@ -105,18 +105,16 @@ def test_bf16_inference_is_within_40_db_of_fp32():
 
 
 def _one_step_grads(mode_name, runtime, data, tmp_path):
-    from conftest import tiny_config
+    from conftest import tiny_config, tiny_unpaired_config
 
     from i2i import modes
 
-    extra = {"b": str(data[1]), "net_g": "resnet_6blocks", "pool_size": 0} if mode_name == "cycle" else {}
-    cfg = tiny_config(data[0] if mode_name == "cycle" else data, tmp_path, **extra)
-    cfg.mode = mode_name
     if mode_name == "cycle":
-        cfg.norm, cfg.gan_loss, cfg.dropout = "instance", "lsgan", False
+        cfg = tiny_unpaired_config(data, tmp_path, net_g="resnet_6blocks", ngf=8, ndf=8, pool_size=0)
+    else:
+        cfg = tiny_config(data, tmp_path)
     torch.manual_seed(0)
-    mode = modes.create(cfg, CPU)
-    runtime.prepare_mode(mode)
+    mode = modes.create(cfg, runtime=runtime)
     for opt in mode.optimizers.values():  # keep the weights: compare the gradients of one step
         opt.step = lambda *a, **k: None
     batch = next(iter(torch.utils.data.DataLoader(mode.make_dataset(cfg), batch_size=1,
@@ -206,7 +204,7 @@ def test_bf16_training_run_saves_loadable_weights(aligned_dir, tmp_path):
     from conftest import tiny_config
 
     from i2i.train import train
-    from i2i.translate import load_translator
+    from i2i.translator import load_translator
 
     cfg = tiny_config(aligned_dir, tmp_path, max_steps=2, precision="bf16", threads=1)
     run = train(cfg)

@@ -5,7 +5,8 @@ from PIL import Image
 from i2i import nets
 from i2i.errors import UsageError
 from i2i.runs import save_weights
-from i2i.translate import load_translator, translate_files
+from i2i.translate import translate_files
+from i2i.translator import load_translator
 
 from conftest import random_image
 

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from i2i.config import make_config
+from i2i.modes import make_config
 from i2i.data.transforms import Augment
 from i2i.data.unpaired import UnpairedDataset
 from i2i.errors import UsageError
 from i2i.image_pool import ImagePool
 from i2i.modes import create
 from i2i.train import train
-from i2i.translate import load_translator
+from i2i.translator import load_translator
 
 from conftest import tiny_config, tiny_unpaired_config
 

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2i.cli import app
-from i2i.config import make_config
+from i2i.modes import make_config
 from i2i.errors import UsageError
 from i2i.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
 from i2i.modes import create

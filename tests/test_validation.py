@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config, tiny_unpaired_config
 from i2i.errors import UsageError
 from i2i.train import resume_config, train
-from i2i.translate import load_translator
+from i2i.translator import load_translator
 
 
 def _val_rows(run):

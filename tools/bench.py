@@ -46,14 +46,12 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
     import torch
 
     from i2i import modes
-    from i2i.config import make_config
     from i2i.runtime import resolve
 
-    cfg = make_config(mode_name, a=".", b=".", name="bench", crop_size=size, load_size=size, net_g=net_g)
+    cfg = modes.make_config(mode_name, a=".", b=".", name="bench", crop_size=size, load_size=size, net_g=net_g)
     runtime = resolve("cpu", precision, threads, training=True)
     torch.manual_seed(0)
-    mode = modes.create(cfg, runtime.device)
-    runtime.prepare_mode(mode)
+    mode = modes.create(cfg, runtime=runtime)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
     times = []
     for i in range(warmup + runs):
@@ -73,7 +71,8 @@ def bench_translate(net_g: str, precision: str, size: int, runs: int, warmup: in
     from i2i import nets
     from i2i.runs import save_weights
     from i2i.runtime import resolve
-    from i2i.translate import load_translator, translate_files
+    from i2i.translate import translate_files
+    from i2i.translator import load_translator
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

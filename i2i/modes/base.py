@@ -7,8 +7,6 @@ CycleGAN G first (as the reference does); a recipe says which with ``d_first``.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 
@@ -16,6 +14,7 @@ from .. import nets
 from ..config import generator_multiple
 from ..data.transforms import Augment
 from ..distributed import World
+from ..errors import UsageError
 
 
 def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -60,27 +59,102 @@ def augment(cfg) -> Augment:
     return Augment(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, generator_multiple(cfg.net_g))
 
 
-class Mode:
-    """What the training loop needs of any recipe.
+# config fields that every recipe reads: the data, the run, the optimiser, the generator and where it runs
+COMMON_OPTIONS = frozenset({
+    "a", "name", "checkpoints_dir", "net_g", "ngf", "norm", "init", "init_gain", "output_nc", "epochs", "epochs_decay",
+    "batch_size", "lr", "beta1", "beta2", "flip", "workers", "strict", "report", "max_pixels", "seed", "max_steps",
+    "save_every", "sample_every", "log_every", "device", "precision", "threads", "compile",
+})
+# and those of the image-to-image recipes (a folder of inputs, crops, a PatchGAN, validation)
+TRANSLATION_OPTIONS = COMMON_OPTIONS | frozenset({
+    "direction", "input_nc", "dropout", "load_size", "crop_size", "preprocess", "net_d", "n_layers_d", "ndf",
+    "norm_d", "gan_loss", "n_critic", "clip",
+})
+VALIDATION_OPTIONS = frozenset({"val", "val_fraction", "val_every", "best_metric"})
 
-    Subclasses set ``nets`` (name -> module, all saved in checkpoints), ``optimizers``, ``translators``
-    (direction -> generator name, what ``i2i translate`` may use) and ``specs`` (name of each net that
-    commands load -> ``nets.create`` arguments), and implement ``make_dataset``, ``train_step`` and
-    ``sample_rows``.
+
+class Mode:
+    """A training recipe: what it is (class attributes, read before anything is built) and how it
+    trains (an instance holds its networks and optimisers).
+
+    The contract of a recipe class:
+
+    - ``name``: its ``--mode``; ``title``: a few words for ``--help``.
+    - ``task``: "paired" (A and B images of the same scene), "unpaired" (two folders) or "folder"
+      (one folder of images, generated from noise: ``i2i sample`` uses the run, not translate).
+    - ``defaults``: what it changes from :class:`~i2i.config.TrainConfig`'s defaults;
+      ``loss_presets``: further defaults for one ``--gan-loss`` (e.g. DualGAN's two recipes).
+    - ``reads``: the config fields it reads. A field it does not read is refused when given
+      (:func:`i2i.modes.refuse_unread`), never silently ignored. ``notes``: field -> what the field
+      means for this recipe, added to that option's help.
+    - ``net_kinds``: the registry kinds (:func:`i2i.nets.register`) its ``--net-g`` and ``--net-d``
+      must be (None: it has no discriminator).
+    - ``default_metric``: the validation score that picks ``RUN/best`` (None: it cannot be validated;
+      it then does not read the ``--val`` options).
+    - ``sample_columns``: what each row of its sample grid shows, left to right.
+    - :meth:`check`: its own checks of a config (after the common ones).
+
+    An instance sets ``nets`` (name -> module, all saved in checkpoints), ``optimizers``,
+    ``translators`` (direction -> generator name, what ``i2i translate`` may use) and ``specs``
+    (name of each net that commands load -> ``nets.create`` arguments), and implements
+    ``make_dataset``, ``train_step`` and ``sample_rows``. ``runtime`` (device, precision; see
+    :mod:`i2i.runtime`) and ``world`` (the processes training together; see
+    :mod:`i2i.distributed`) are given to the constructor.
     """
+
+    name: str = ""
+    title: str = ""
+    task: str = "paired"
+    defaults: dict = {}
+    loss_presets: dict[str, dict] = {}
+    reads: frozenset[str] = COMMON_OPTIONS
+    notes: dict[str, str] = {}
+    net_kinds: tuple[str, str | None] = ("generator", "discriminator")
+    default_metric: str | None = None
+    sample_columns: tuple[str, ...] = ("input", "output", "target")
 
     nets: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     translators: dict[str, str]
     specs: dict[str, dict]
 
-    def __init__(self, cfg, device):
-        self.cfg, self.device = cfg, torch.device(device)
-        # context for forward passes and losses (backward runs outside it); the training loop sets it
-        # to bf16 autocast on the fast path (see i2i/runtime.py)
-        self.autocast = contextlib.nullcontext
-        # the processes training this model together (see i2i/distributed.py); the training loop sets it
-        self.world = World()
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        from ..runtime import Runtime
+
+        self.cfg = cfg
+        self.runtime = runtime if runtime is not None else Runtime(torch.device(device))
+        self.device = self.runtime.device
+        # context for forward passes and losses (backward runs outside it): bf16 autocast on the fast path
+        self.autocast = self.runtime.autocast
+        self.world = world if world is not None else World()
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Raise :class:`~i2i.errors.UsageError` for a config this recipe cannot train (called after
+        :func:`i2i.config.check_common`). The base checks the network kinds and the task's needs."""
+        from .. import nets
+
+        def check(ok: bool, message: str):
+            if not ok:
+                raise UsageError(message)
+
+        kind_g, kind_d = cls.net_kinds
+        check(cfg.net_g in nets.names(kind_g),
+              f"--net-g {cfg.net_g!r} does not suit --mode {cls.name}; choose from {', '.join(nets.names(kind_g))}")
+        if kind_d is not None:
+            check(cfg.net_d in nets.names(kind_d), f"--net-d {cfg.net_d!r} does not suit --mode {cls.name}; "
+                  f"choose from {', '.join(nets.names(kind_d))}")
+        if cls.task == "unpaired":
+            check(cfg.b is not None, f"--mode {cls.name} needs two folders: --a DOMAIN_A/ --b DOMAIN_B/")
+        if cls.task == "folder":
+            from ..nets.dcgan import IMAGE_SIZES
+
+            check(cfg.image_size in IMAGE_SIZES, f"--image-size must be one of {', '.join(map(str, IMAGE_SIZES))}")
+            check(cfg.z_dim >= 1, "--z-dim must be at least 1")
+        elif "crop" in cfg.preprocess:
+            multiple = generator_multiple(cfg.net_g)
+            check(cfg.crop_size % multiple == 0,
+                  f"--crop-size {cfg.crop_size} does not suit --net-g {cfg.net_g}, which needs a multiple of {multiple}")
 
     @staticmethod
     def make_dataset(cfg) -> torch.utils.data.Dataset:
@@ -91,7 +165,7 @@ class Mode:
         raise NotImplementedError
 
     def sample_rows(self, batch: dict, out: dict) -> list[list[torch.Tensor]]:
-        """Images for the periodic sample grid: one row per example, e.g. input | output | target."""
+        """Images for the periodic sample grid: one row per example, ``sample_columns`` left to right."""
         raise NotImplementedError
 
     def optimizer_step(self, name: str) -> None:
@@ -120,6 +194,15 @@ class Mode:
             net.train(flag)
 
 
+def clip_weights(critics, clip: float) -> None:
+    """Clip every weight of ``critics`` to [-clip, clip]: the WGAN critic's Lipschitz constraint
+    (Arjovsky et al. 2017), after each of its updates under ``--gan-loss wgan``."""
+    with torch.no_grad():
+        for critic in critics:
+            for p in critic.parameters():
+                p.clamp_(-clip, clip)
+
+
 class AdversarialMode(Mode):
     """Base class of GAN recipes: ``train_step`` is the shared adversarial step.
 
@@ -128,8 +211,12 @@ class AdversarialMode(Mode):
     """
 
     d_first = True  # update D before G (pix2pix) or after (CycleGAN)
-    n_critic = 1  # D updates per G update
+    reads = TRANSLATION_OPTIONS
     discriminators: list[nn.Module]
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
+        self.n_critic = cfg.n_critic  # D updates per G update
 
     def forward(self, batch: dict) -> dict:
         """Generator outputs for a batch (kept for both updates)."""
@@ -142,7 +229,10 @@ class AdversarialMode(Mode):
         raise NotImplementedError
 
     def after_d_step(self) -> None:
-        """Called after every discriminator update (DualGAN clips the critics' weights here)."""
+        """Called after every discriminator update: under ``--gan-loss wgan`` the critics' weights
+        are clipped to ``--clip``, whatever the recipe."""
+        if self.cfg.gan_loss == "wgan":
+            clip_weights(self.discriminators, self.cfg.clip)
 
     def _update_d(self, batch, out) -> dict:
         set_requires_grad(self.discriminators, True)

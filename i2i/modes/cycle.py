@@ -4,7 +4,7 @@ Besides fooling the discriminators, each generator must undo the other (cycle lo
 ``lambda_cycle * |G_B(G_A(a)) - a|``, and the same for b) and, with ``lambda_identity > 0``, leave
 images of its target domain unchanged. Discriminators see fakes through an image history pool. The
 generators are updated before the discriminators, with one Adam for both G and one for both D, as
-in the reference. Defaults are the reference's (config.MODE_DEFAULTS["cycle"]).
+in the reference. Defaults are the reference's.
 """
 
 from __future__ import annotations
@@ -13,15 +13,27 @@ import torch.nn.functional as F
 
 from ..image_pool import ImagePool
 from ..losses import AdversarialLoss
+from ..errors import UsageError
 from .base import adam
 from .two_way import TwoWayMode
 
 
 class CycleGAN(TwoWayMode):
+    name, title = "cycle", "CycleGAN, unpaired"
+    reads = TwoWayMode.reads | {"lambda_identity", "pool_size"}
+    # the reference's CycleGAN options
+    defaults = dict(net_g="resnet_9blocks", norm="instance", dropout=False, gan_loss="lsgan", pool_size=50)
     d_first = False
 
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
+    @classmethod
+    def check(cls, cfg):
+        super().check(cfg)
+        if cfg.lambda_identity > 0 and cfg.input_nc != cfg.output_nc:
+            raise UsageError(f"the identity loss needs as many input as output channels ({cfg.input_nc} vs "
+                             f"{cfg.output_nc}); add --lambda-identity 0")
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {"G": adam(self.generator_parameters(), cfg.lr, betas),
                            "D": adam(self.discriminator_parameters(), cfg.lr, betas)}

@@ -5,7 +5,7 @@ critics, with no sigmoid, score realism; each image must come back after a round
 (``lambda_cycle * |G_B(G_A(a)) - a|``, the paper's lambda of 100 to 1000; 500 by default). The critics
 take ``n_critic`` steps per generator step on the same batch.
 
-Two recipes, picked by ``--gan-loss`` (see config.LOSS_PRESETS):
+Two recipes, picked by ``--gan-loss`` (``DualGAN.loss_presets``):
 - ``wgangp`` (default): gradient penalty, Adam 1e-4 with betas (0.5, 0.9), 5 critic steps.
 - ``wgan``: the paper's weight clipping to +-0.01 and RMSProp 5e-5, 4 critic steps.
 """
@@ -21,9 +21,21 @@ from .two_way import TwoWayMode
 
 
 class DualGAN(TwoWayMode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
-        self.n_critic = cfg.n_critic
+    name, title = "dual", "DualGAN, unpaired"
+    reads = TwoWayMode.reads | {"optimizer"}
+    # U-Nets whose dropout is the noise source, Wasserstein critics
+    defaults = dict(net_g="unet_256", norm="batch", dropout=True, gan_loss="wgangp", lambda_cycle=500.0)
+    loss_presets = {
+        # the paper's: weight clipping, RMSProp
+        "wgan": dict(optimizer="rmsprop", lr=5e-5, n_critic=4, clip=0.01),
+        # the gradient penalty instead (Gulrajani et al. 2017), with its Adam settings; batch norm in a
+        # critic would couple the samples whose gradients the penalty constrains, so the critics use
+        # instance norm
+        "wgangp": dict(optimizer="adam", lr=1e-4, beta1=0.5, beta2=0.9, n_critic=5, norm_d="instance"),
+    }
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         generators, critics = self.generator_parameters(), self.discriminator_parameters()
         if cfg.optimizer == "rmsprop":
             self.optimizers = {"G": torch.optim.RMSprop(generators, lr=cfg.lr),
@@ -37,13 +49,6 @@ class DualGAN(TwoWayMode):
         loss_a, _ = self.adversarial.d(self.D_A, batch["B"], out["fake_B"])
         loss_b, _ = self.adversarial.d(self.D_B, batch["A"], out["fake_A"])
         return loss_a + loss_b, {"D_A": loss_a.detach(), "D_B": loss_b.detach()}
-
-    def after_d_step(self):
-        if self.cfg.gan_loss == "wgan":  # the paper's Lipschitz constraint
-            with torch.no_grad():
-                for critic in self.discriminators:
-                    for p in critic.parameters():
-                        p.clamp_(-self.cfg.clip, self.cfg.clip)
 
     def g_loss(self, batch, out):
         lc = self.cfg.lambda_cycle

@@ -15,7 +15,10 @@ import torch
 from ..data.folder import ImageFolder, class_folder
 from ..diff_augment import diff_augment
 from ..losses import AdversarialLoss
-from .base import AdversarialMode, adam, build_generator, build_image_critic
+from .base import COMMON_OPTIONS, AdversarialMode, adam, build_generator, build_image_critic
+
+# what the recipes that learn one folder read (gan, vae, vaegan)
+FOLDER_OPTIONS = COMMON_OPTIONS | {"z_dim", "image_size", "conditional"}
 
 
 def generator_spec(cfg) -> dict:
@@ -24,9 +27,19 @@ def generator_spec(cfg) -> dict:
 
 
 class GAN(AdversarialMode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
-        self.n_critic = cfg.n_critic
+    name, title, task = "gan", "DCGAN, one folder", "folder"
+    reads = FOLDER_OPTIONS | {"net_d", "ndf", "norm_d", "gan_loss", "n_critic", "clip", "diff_augment"}
+    notes = {"a": "a folder of images (with --conditional, one subfolder per class)"}
+    net_kinds = ("latent_generator", "image_critic")
+    sample_columns = ("real", "generated")
+    # DCGAN (Radford et al. 2016): its batch size of 128 halved for CPUs, 25 epochs at a constant rate
+    defaults = dict(net_g="dcgan_generator", net_d="dcgan_discriminator", norm="batch", dropout=False,
+                    batch_size=64, epochs=25, epochs_decay=0)
+    # WGAN-GP's own settings for image GANs, with a critic free of batch norm
+    loss_presets = {"wgangp": dict(lr=1e-4, beta1=0.0, beta2=0.9, n_critic=5, norm_d="none")}
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         self.specs = {"G": generator_spec(cfg)}
         self.G = build_generator(cfg, self.specs["G"], self.device)
         self.D = build_image_critic(cfg, self.device)

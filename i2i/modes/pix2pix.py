@@ -13,12 +13,19 @@ import torch.nn.functional as F
 
 from ..data.paired import PairedDataset
 from ..losses import AdversarialLoss
-from .base import AdversarialMode, adam, augment, build_discriminator, build_generator, generator_spec
+from .base import (TRANSLATION_OPTIONS, VALIDATION_OPTIONS, AdversarialMode, adam, augment, build_discriminator,
+                   build_generator, generator_spec)
 
 
 class Pix2Pix(AdversarialMode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
+    name, title, task = "pix2pix", "paired", "paired"
+    reads = TRANSLATION_OPTIONS | VALIDATION_OPTIONS | {"b", "lambda_l1"}
+    notes = {"a": "a folder of A|B images, or of A/ and B/ folders", "b": "the B folder when A and B are separate"}
+    default_metric = "L1"
+    sample_columns = ("input", "output", "target")
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         g_spec = generator_spec(cfg, cfg.input_nc, cfg.output_nc)
         self.G = build_generator(cfg, g_spec, self.device)
         self.D = build_discriminator(cfg, cfg.input_nc + cfg.output_nc, self.device)

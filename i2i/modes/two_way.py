@@ -11,12 +11,29 @@ from __future__ import annotations
 import itertools
 
 from ..data.unpaired import UnpairedDataset
-from .base import AdversarialMode, augment, build_discriminator, build_generator, generator_spec
+from .base import (TRANSLATION_OPTIONS, VALIDATION_OPTIONS, AdversarialMode, augment, build_discriminator,
+                   build_generator, generator_spec)
+
+# what the unpaired recipes read: two folders, in order or not, and two validation folders
+UNPAIRED_OPTIONS = TRANSLATION_OPTIONS | {"b", "serial_batches"}
+
+
+def unpaired_dataset(cfg) -> UnpairedDataset:
+    """The two folders of an unpaired recipe, ``--a`` as domain A unless ``--direction BtoA``."""
+    a, b = (cfg.a, cfg.b) if cfg.direction == "AtoB" else (cfg.b, cfg.a)
+    return UnpairedDataset(a, b, cfg.input_nc, cfg.output_nc, augment(cfg), serial=cfg.serial_batches,
+                           strict=cfg.strict)
 
 
 class TwoWayMode(AdversarialMode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
+    task = "unpaired"
+    reads = UNPAIRED_OPTIONS | VALIDATION_OPTIONS | {"val_b", "lambda_cycle"}
+    notes = {"a": "the domain A folder", "b": "the domain B folder"}
+    default_metric = "cycle_L1"
+    sample_columns = ("real", "translated", "round trip")
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         self.specs = {"G_A": generator_spec(cfg, cfg.input_nc, cfg.output_nc),
                       "G_B": generator_spec(cfg, cfg.output_nc, cfg.input_nc)}
         self.G_A = build_generator(cfg, self.specs["G_A"], self.device)
@@ -35,9 +52,7 @@ class TwoWayMode(AdversarialMode):
 
     @staticmethod
     def make_dataset(cfg) -> UnpairedDataset:
-        a, b = (cfg.a, cfg.b) if cfg.direction == "AtoB" else (cfg.b, cfg.a)
-        return UnpairedDataset(a, b, cfg.input_nc, cfg.output_nc, augment(cfg), serial=cfg.serial_batches,
-                               strict=cfg.strict)
+        return unpaired_dataset(cfg)
 
     def forward(self, batch):
         fake_B = self.G_A(batch["A"])

@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
 from ..nets.vae import reparameterise
 from .base import Mode, adam, build_generator
+from .gan import FOLDER_OPTIONS
 
 
 class KeyedSubset(torch.utils.data.Dataset):
@@ -48,14 +49,34 @@ def split_folder(cfg, flip: bool):
     return KeyedSubset(data, sorted(order[n_held:])), KeyedSubset(data, sorted(order[:n_held]))
 
 
+def check_channels(cfg) -> None:
+    if cfg.input_nc != cfg.output_nc:
+        raise UsageError(f"--input-nc {cfg.input_nc} and --output-nc {cfg.output_nc}: a VAE reconstructs its input, "
+                         "so they must be equal")
+
+
 def vae_spec(cfg) -> dict:
     return {"name": cfg.net_g, "in_channels": cfg.output_nc, "image_size": cfg.image_size, "z_dim": cfg.z_dim,
             "nf": cfg.ngf, "n_classes": len(cfg.classes or []), "norm": cfg.norm, "learn_sigma": cfg.learn_sigma}
 
 
 class VAE(Mode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
+    name, title, task = "vae", "VAE, beta-VAE, one folder", "folder"
+    reads = FOLDER_OPTIONS | {"input_nc", "beta", "likelihood", "sigma", "learn_sigma", "holdout"}
+    notes = {"a": "a folder of images (with --conditional, one subfolder per class)"}
+    net_kinds = ("vae", None)
+    sample_columns = ("input", "reconstruction")
+    # a convolutional VAE at DCGAN's sizes; Adam 1e-3, the usual rate for VAEs
+    defaults = dict(net_g="conv_vae", norm="batch", dropout=False, z_dim=128, ngf=32, batch_size=64, epochs=25,
+                    epochs_decay=0, lr=1e-3, beta1=0.9, beta2=0.999)
+
+    @classmethod
+    def check(cls, cfg):
+        super().check(cfg)
+        check_channels(cfg)
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         self.specs = {"G": vae_spec(cfg)}
         self.G = build_generator(cfg, self.specs["G"], self.device)
         self.nets = {"G": self.G}

@@ -17,13 +17,28 @@ import torch
 
 from ..losses import AdversarialLoss, kl_to_standard_normal
 from ..nets.vae import reparameterise
-from .base import Mode, adam, build_generator, build_image_critic, set_requires_grad
-from .vae import split_folder, vae_spec
+from .base import Mode, adam, build_generator, build_image_critic, clip_weights, set_requires_grad
+from .vae import VAE, check_channels, split_folder, vae_spec
 
 
 class VAEGAN(Mode):
-    def __init__(self, cfg, device):
-        super().__init__(cfg, device)
+    name, title, task = "vaegan", "VAE-GAN, one folder", "folder"
+    reads = (VAE.reads - {"likelihood", "sigma", "learn_sigma"}) | {"net_d", "ndf", "norm_d", "gan_loss", "clip",
+                                                                     "gamma"}
+    notes = VAE.notes
+    net_kinds = ("vae", "image_critic")
+    sample_columns = ("input", "reconstruction", "generated")
+
+    @classmethod
+    def check(cls, cfg):
+        super().check(cfg)
+        check_channels(cfg)
+    # the VAE's networks and DCGAN's discriminator and optimiser settings
+    defaults = dict(net_g="conv_vae", net_d="dcgan_discriminator", norm="batch", dropout=False, z_dim=128, ngf=32,
+                    batch_size=64, epochs=25, epochs_decay=0, lr=2e-4, beta1=0.5, beta2=0.999)
+
+    def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
+        super().__init__(cfg, device, runtime=runtime, world=world)
         self.specs = {"G": vae_spec(cfg)}
         self.G = build_generator(cfg, self.specs["G"], self.device)
         self.D = build_image_critic(cfg, self.device)
@@ -57,6 +72,8 @@ class VAEGAN(Mode):
                                                  torch.cat([x, x]), torch.cat([x_rec, x_p]))
         loss_d.backward()
         self.optimizer_step("D")
+        if self.cfg.gan_loss == "wgan":  # the critic's Lipschitz constraint
+            clip_weights([self.D], self.cfg.clip)
 
         set_requires_grad([self.D], False)
         with self.autocast():

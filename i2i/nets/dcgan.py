@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
+from .registry import register
 from .layers import norm_layer
 
 IMAGE_SIZES = (32, 64, 128)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
+from .registry import register
 from .layers import conv_bias, norm_layer
 
 PADDINGS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
@@ -41,7 +41,7 @@ class ResnetGenerator(nn.Module):
     """7x7 conv, two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings, 7x7 conv.
 
     Height and width must be multiples of 4 and at least 8: the blocks' reflection padding of 1
-    needs 2 pixels at a quarter of the input size (:class:`~i2i.translate.Translator` pads smaller
+    needs 2 pixels at a quarter of the input size (:class:`~i2i.translator.Translator` pads smaller
     images up to that).
     """
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
+from .registry import register
 from .dcgan import _depth, down_stack
 from .layers import norm_layer
 
