@@ -96,3 +96,39 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -
 def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """-log Bernoulli(x; sigmoid(logits)) per example, summed over dimensions (nats)."""
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+# --- contrastive ----------------------------------------------------------------------------------
+
+def patch_nce(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int,
+              temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE loss of CUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image
+    Translation", ECCV 2020, eq. 2-3), per query patch: the authors' ``PatchNCELoss`` with
+    ``nce_includes_all_negatives_from_minibatch=False`` (negatives only from the same image).
+
+    ``feat_q``, ``feat_k``: ``[B * P, D]`` (``B = batch_size`` images, ``P`` patches each, image-major
+    rows, as :class:`i2i.nets.patch_sample.PatchSampleF` returns them; normally L2-normalised), the
+    query (translated image) and key (source image) features at the same positions. ``feat_k`` is
+    detached. Row ``i``'s positive is key ``i`` (logit ``q_i . k_i``), its negatives the other
+    ``P - 1`` keys of the same image; the ``i = j`` entry of the negatives' ``P x P`` block is set to
+    -10 (as the authors do, instead of dropping it), so each row has ``1 + P`` logits, all divided by
+    ``temperature``. Returns the cross-entropy towards the positive, ``[B * P]``, unreduced (CUT
+    averages it, per layer).
+    """
+    if feat_q.dim() != 2 or feat_q.shape != feat_k.shape:
+        raise ValueError(f"feat_q and feat_k must both be [B * P, D], not {tuple(feat_q.shape)} and {tuple(feat_k.shape)}")
+    num_patches, dim = feat_q.shape
+    if batch_size < 1 or num_patches % batch_size:
+        raise ValueError(f"{num_patches} feature rows do not split into batch_size={batch_size} images")
+    feat_k = feat_k.detach()
+    l_pos = torch.bmm(feat_q.view(num_patches, 1, -1), feat_k.view(num_patches, -1, 1)).view(num_patches, 1)
+    feat_q = feat_q.view(batch_size, -1, dim)
+    feat_k = feat_k.view(batch_size, -1, dim)
+    npatches = feat_q.size(1)
+    l_neg_curbatch = torch.bmm(feat_q, feat_k.transpose(2, 1))
+    diagonal = torch.eye(npatches, device=feat_q.device, dtype=torch.bool)[None, :, :]
+    l_neg_curbatch.masked_fill_(diagonal, -10.0)
+    l_neg = l_neg_curbatch.view(-1, npatches)
+    out = torch.cat((l_pos, l_neg), dim=1) / temperature
+    target = torch.zeros(out.size(0), dtype=torch.long, device=feat_q.device)
+    return F.cross_entropy(out, target, reduction="none")

@@ -47,7 +47,11 @@ def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
-    """Work out ``create()`` arguments for a reference generator from its state dict."""
+    """Work out ``create()`` arguments for a reference generator from its state dict.
+
+    Also reads CUT's generators (taesungp/contrastive-unpaired-translation, whose ResNet files carry
+    ``model.N.filt`` blur buffers): their spec adds ``antialias``/``antialias_up`` (only when set).
+    """
     norm = "batch" if any(k.endswith("running_mean") for k in sd) else None
     if "model.1.weight" in sd and sd["model.1.weight"].shape[-1] == 7:  # ResNet: 7x7 stem at index 1
         w = sd["model.1.weight"]
@@ -57,7 +61,7 @@ def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
         dropout = any(re.match(r"model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4 for k, v in sd.items())
         if norm is None:
             norm = "instance" if "model.1.bias" in sd else "none"
-        return {
+        spec = {
             "name": "resnet",
             "n_blocks": len(blocks),
             "in_channels": w.shape[1],
@@ -66,6 +70,14 @@ def infer_generator_spec(sd: dict[str, torch.Tensor]) -> dict:
             "norm": norm,
             "dropout": dropout,
         }
+        # CUT's antialiased generators (taesungp/contrastive-unpaired-translation) hold the fixed blur
+        # filters as "model.N.filt" buffers: 3x3 for each Downsample, 4x4 for each Upsample
+        filts = [v for k, v in sd.items() if re.match(r"model\.\d+\.filt$", k)]
+        if any(f.dim() == 4 and f.shape[-1] == 3 for f in filts):
+            spec["antialias"] = True
+        if any(f.dim() == 4 and f.shape[-1] == 4 for f in filts):
+            spec["antialias_up"] = True
+        return spec
     if "model.model.0.weight" in sd:  # U-Net: count nesting depth
         depth, prefix = 1, "model.model.1."
         while f"{prefix}model.1.weight" in sd:

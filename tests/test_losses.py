@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from i2i.losses import GAN_LOSSES, AdversarialLoss, gradient_penalty
+from i2i.losses import GAN_LOSSES, AdversarialLoss, gradient_penalty, patch_nce
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny ops run faster on one thread
@@ -208,3 +209,71 @@ def test_minimax_generator_saturates_where_vanilla_does_not():
     scores.grad = None
     AdversarialLoss("vanilla").g(identity, scores).backward()
     assert saturating < 1e-3 < scores.grad.abs().max().item()
+
+
+# --- PatchNCE (CUT) -------------------------------------------------------------------------------
+
+def _ce(logits, target=0):
+    """Cross-entropy of a list of logits towards ``target``, by hand (log-sum-exp shifted by the target's
+    logit, so that float64 keeps the tiny losses of confident rows exact)."""
+    return math.log1p(sum(math.exp(v - logits[target]) for j, v in enumerate(logits) if j != target))
+
+
+@pytest.mark.parametrize("t", [0.5, 0.07])
+def test_patch_nce_hand_computed(t):
+    # one image, two patches, 2-d features
+    q = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    k = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    # row 0: positive q0.k0 = 0.8; negatives: k0 (its own, masked to -10), k1: q0.k1 = 0
+    # row 1: positive q1.k1 = 0.8; negatives: k0: q1.k0 = 0.48 + 0.48 = 0.96, k1 (masked to -10)
+    expected = [_ce([0.8 / t, -10 / t, 0.0 / t]), _ce([0.8 / t, 0.96 / t, -10 / t])]
+    loss = patch_nce(q, k, batch_size=1, temperature=t)
+    assert loss.shape == (2,)
+    assert loss.tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6)  # float32 logits near 11
+
+
+def test_patch_nce_default_temperature_is_cut_s():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    # row 0: [1, -10, 1] / 0.07; row 1: [0, 0, -10] / 0.07
+    expected = [_ce([1 / 0.07, -10 / 0.07, 1 / 0.07]), _ce([0.0, 0.0, -10 / 0.07])]
+    assert patch_nce(q, k, 1).tolist() == pytest.approx(expected, rel=1e-5)
+    assert expected[0] == pytest.approx(math.log(2), rel=1e-6) and expected[1] == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_patch_nce_negatives_stay_within_each_image():
+    torch.manual_seed(0)
+    B, P, D = 2, 3, 4
+    q = F.normalize(torch.randn(B * P, D), dim=1)
+    k = F.normalize(torch.randn(B * P, D), dim=1)
+    loss = patch_nce(q, k, batch_size=B, temperature=0.1)
+    assert loss.shape == (B * P,)
+    for b in range(B):
+        for p in range(P):
+            i = b * P + p
+            logits = [float(q[i] @ k[i]) / 0.1]
+            logits += [(-10.0 if j == p else float(q[i] @ k[b * P + j])) / 0.1 for j in range(P)]
+            assert loss[i].item() == pytest.approx(_ce(logits), rel=1e-5)
+    # other images' keys are not negatives: changing image 1's keys leaves image 0's losses alone
+    k2 = k.clone()
+    k2[P:] = F.normalize(torch.randn(P, D), dim=1)
+    loss2 = patch_nce(q, k2, batch_size=B, temperature=0.1)
+    assert torch.equal(loss2[:P], loss[:P]) and not torch.allclose(loss2[P:], loss[P:])
+    # but with batch_size=1 (all rows one image) they would be
+    assert not torch.allclose(patch_nce(q, k2, batch_size=1, temperature=0.1)[:P],
+                              patch_nce(q, k, batch_size=1, temperature=0.1)[:P])
+
+
+def test_patch_nce_detaches_the_keys():
+    q = torch.randn(4, 3, requires_grad=True)
+    k = torch.randn(4, 3, requires_grad=True)
+    patch_nce(q, k, batch_size=2).mean().backward()
+    assert q.grad is not None and torch.count_nonzero(q.grad) > 0
+    assert k.grad is None
+
+
+def test_patch_nce_refuses_bad_shapes():
+    with pytest.raises(ValueError):
+        patch_nce(torch.randn(6, 3), torch.randn(6, 3), batch_size=4)
+    with pytest.raises(ValueError):
+        patch_nce(torch.randn(6, 3), torch.randn(6, 2), batch_size=1)

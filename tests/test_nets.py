@@ -92,7 +92,9 @@ def test_registry_lists_every_kind():
     assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"} <= set(gens)
     assert {"basic", "n_layers", "pixel"} <= set(discs)
     assert latent == ["dcgan_generator"] and critics == ["dcgan_discriminator"] and vaes == ["conv_vae"]
-    assert sorted(gens + discs + latent + critics + vaes) == nets.names()
+    heads = nets.names("feature_head")
+    assert heads == ["mlp_sample"]
+    assert sorted(gens + discs + latent + critics + vaes + heads) == nets.names()
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])

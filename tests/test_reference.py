@@ -308,3 +308,70 @@ def test_import_refuses_malformed_files(tmp_path):
         assert not (tmp_path / "ck" / name / "G.safetensors").exists()
     assert not sentinel.exists()
 
+
+# --- CUT's antialiased ResNet generators (taesungp/contrastive-unpaired-translation) ---------------
+
+@pytest.mark.parametrize("down, up", [(True, True), (True, False), (False, True)],
+                         ids=["cut-default", "down-only", "up-only"])
+def test_cut_authors_generator_file_imports_and_round_trips(tmp_path, down, up):
+    from i2i.reference import read_generator
+
+    torch.manual_seed(0)
+    src = nets.create("resnet", n_blocks=4, ngf=4, in_channels=3, out_channels=3, norm="instance",
+                      antialias=down, antialias_up=up).eval()
+    sd = src.state_dict()
+    assert any(k.endswith(".filt") for k in sd)  # fixed blur filters, saved like the authors' buffers
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(sd, path)
+    state_dict, spec = read_generator(path)
+    assert spec == {"name": "resnet", "n_blocks": 4, "in_channels": 3, "out_channels": 3, "ngf": 4,
+                    "norm": "instance", "dropout": False,
+                    **({"antialias": True} if down else {}), **({"antialias_up": True} if up else {})}
+    assert set(state_dict) == set(sd)
+    net = nets.create(**spec, init=None)
+    net.load_state_dict(state_dict, strict=True)
+    x = torch.rand(1, 3, 16, 12) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), src(x))
+
+
+def test_cut_default_generator_spec_from_a_dataparallel_file(tmp_path):
+    from i2i.reference import read_generator
+
+    src = nets.create("resnet_9blocks_antialias", ngf=4, norm="instance", dropout=True)
+    torch.save({f"module.{k}": v for k, v in src.state_dict().items()}, tmp_path / "G.pth")
+    _, spec = read_generator(tmp_path / "G.pth")
+    assert spec["n_blocks"] == 9 and spec["antialias"] is True and spec["antialias_up"] is True
+    assert spec["dropout"] is True and spec["ngf"] == 4
+
+
+def test_plain_resnet_spec_has_no_antialias_flags():
+    spec = infer_generator_spec(nets.create("resnet_6blocks", ngf=4, init=None).state_dict())
+    assert "antialias" not in spec and "antialias_up" not in spec
+
+
+def test_cut_file_with_a_missing_filter_does_not_fit(tmp_path):
+    from i2i.reference import read_generator
+
+    sd = nets.create("resnet_9blocks_antialias", ngf=4, init=None).state_dict()
+    del sd["model.11.filt"]
+    torch.save(sd, tmp_path / "G.pth")
+    with pytest.raises(I2IError, match="model.11.filt"):
+        read_generator(tmp_path / "G.pth")
+
+
+def test_cut_authors_generator_file_through_import_and_load(tmp_path):
+    from i2i.reference import import_generator
+    from i2i.runtime import resolve
+    from i2i.translator import load_translator
+
+    torch.manual_seed(0)
+    src = nets.create("resnet_9blocks_antialias", ngf=4).eval()
+    torch.save(src.state_dict(), tmp_path / "latest_net_G.pth")
+    run = import_generator(tmp_path / "latest_net_G.pth", tmp_path / "runs" / "cut")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    for model in (run, tmp_path / "latest_net_G.pth"):  # the imported run, and --model x.pth directly
+        t = load_translator(model, runtime=resolve("cpu", "fp32"))
+        assert t.spec["antialias"] is True and t.spec["antialias_up"] is True
+        with torch.no_grad():
+            assert torch.allclose(t.net(x), src(x), atol=1e-5)

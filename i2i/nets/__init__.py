@@ -10,4 +10,4 @@ Every architecture lives in its own module and registers small builder functions
 from __future__ import annotations
 
 from .registry import UnknownNetworkError, create, names, register  # noqa: F401  (the package's API)
-from . import dcgan, patchgan, resnet, unet, vae  # noqa: F401  (fill the registry)
+from . import dcgan, patch_sample, patchgan, resnet, unet, vae  # noqa: F401  (fill the registry)

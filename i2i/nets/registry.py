@@ -15,7 +15,7 @@ _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 def register(name: str, kind: str):
     """Register a builder under ``name``. ``kind``: "generator" (image to image), "discriminator"
     (PatchGAN-style, for the translation modes), "latent_generator" (noise to image), "image_critic"
-    (one score per image) or "vae" (encoder and decoder)."""
+    (one score per image), "vae" (encoder and decoder) or "feature_head" (CUT's patch projection)."""
 
     def wrap(fn):
         if name in _REGISTRY:
