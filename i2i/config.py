@@ -38,8 +38,8 @@ class TrainConfig:
     checkpoints_dir: str = option("checkpoints", "Where run folders go.", path=True)
     direction: str = option("AtoB", "AtoB or BtoA: which side is the input.")
     # networks
-    net_g: str = option("unet_256", "Generator: unet_256, unet_128, resnet_9blocks, resnet_6blocks, ... (a wrong "
-                                    "name lists them all).")
+    net_g: str = option("unet_256", "Generator: unet_256, unet_128, resnet_9blocks, resnet_6blocks, "
+                                    "resnet_9blocks_antialias, ... (a wrong name lists them all).")
     net_d: str = option("basic", "Discriminator: basic (70x70 PatchGAN), n_layers (depth from --n-layers-d), "
                                  "pixel (1x1 PixelGAN), dcgan_discriminator (one score per image).")
     n_layers_d: int = option(3, "Layers of the n_layers discriminator.")
@@ -61,6 +61,14 @@ class TrainConfig:
     lambda_l1: float = option(100.0, "Weight of the L1 term to the target.")
     lambda_cycle: float = option(10.0, "Weight of the round-trip L1, each way.")
     lambda_identity: float = option(0.5, "Identity L1 weight, times --lambda-cycle.")
+    lambda_nce: float = option(1.0, "Weight of the PatchNCE loss.")
+    nce_idt: bool = option(False, "Also the identity PatchNCE loss on domain B images (G(b) against b).")
+    nce_layers: str = option("0,4,8,12,16", "Generator layers whose features the PatchNCE loss compares, "
+                                            "comma-separated.")
+    num_patches: int = option(256, "Patches sampled per layer for the PatchNCE loss.")
+    nce_t: float = option(0.07, "Temperature of the PatchNCE loss.")
+    flip_equivariance: bool = option(False, "Flip half the inputs, and the PatchNCE features back "
+                                            "(FastCUT's regulariser).")
     pool_size: int = option(0, "Fakes kept for the discriminators (0: none).")
     n_critic: int = option(1, "Discriminator steps per generator step.")
     beta: float = option(1.0, "Weight of the KL term; 1 is the VAE, others the beta-VAE.")
@@ -225,8 +233,10 @@ def check_common(cfg: TrainConfig) -> None:
     check(cfg.n_critic >= 1, "--n-critic must be at least 1")
     check(cfg.clip > 0, "--clip must be positive")
     check(cfg.pool_size >= 0, "--pool-size must be 0 or more")
-    for key in ("lambda_l1", "lambda_cycle", "lambda_identity"):
+    for key in ("lambda_l1", "lambda_cycle", "lambda_identity", "lambda_nce"):
         check(getattr(cfg, key) >= 0, f"--{key.replace('_', '-')} must be at least 0 (loss weights are >= 0)")
+    check(cfg.num_patches >= 1, "--num-patches must be at least 1")
+    check(cfg.nce_t > 0, "--nce-t must be positive")
     check(cfg.init in INITS, f"--init must be one of {', '.join(INITS)}")
     check(cfg.gan_loss in GAN_LOSSES, f"--gan-loss must be one of {', '.join(GAN_LOSSES)}")
     check(cfg.preprocess in PREPROCESS, f"--preprocess must be one of {', '.join(PREPROCESS)}")

@@ -4,7 +4,8 @@
     python tools/bench.py --quick     # 128x128 and fewer runs: under two minutes
     python tools/bench.py --only cycle --precision fp32 --runs 3
 
-Prints one table: seconds per step for pix2pix (unet_256) and CycleGAN (2 x resnet_9blocks), images
+Prints one table: seconds per step for pix2pix (unet_256), CycleGAN (2 x resnet_9blocks), CUT and
+FastCUT (one resnet_9blocks_antialias, the PatchNCE head), images
 per second for translating a folder of JPEGs with resnet_9blocks and unet_256 (reading, the network
 and writing included), and each measurement's peak resident memory. Every cell runs in its own
 process (so peak memory is its own), times several runs after a warm-up and reports the median.
@@ -33,6 +34,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 CELLS = {  # name -> (kind, network, unit); unet_N is unet_256 at 256x256, unet_128 at 128x128
     "pix2pix": ("train", "unet_N", "s/step"),
     "cycle": ("train", "resnet_9blocks", "s/step"),
+    "cut": ("train", "resnet_9blocks_antialias", "s/step"),
+    "fastcut": ("train", "resnet_9blocks_antialias", "s/step"),
     "translate resnet_9blocks": ("translate", "resnet_9blocks", "images/s"),
     "translate unet": ("translate", "unet_N", "images/s"),
 }

@@ -31,6 +31,8 @@ IMPLEMENTED = {
     "pix2pix": "pix2pix:Pix2Pix",
     "cycle": "cycle:CycleGAN",
     "dual": "dual:DualGAN",
+    "cut": "cut:CUT",
+    "fastcut": "cut:FastCUT",
     "gan": "gan:GAN",
     "vae": "vae:VAE",
     "vaegan": "vaegan:VAEGAN",

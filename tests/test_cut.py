@@ -1,0 +1,91 @@
+"""CUT and FastCUT (i2i/modes/cut.py): the authors' defaults, the identity loss and flip-equivariance,
+the PatchNCE term's wiring, and the checks of --net-g and --nce-layers (whose advice is run)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from i2i import modes
+from i2i.errors import UsageError
+
+TINY = dict(a="a", b="b", name="run", ngf=4, ndf=4, load_size=36, crop_size=32, num_patches=16)
+
+
+def batch(n=1, size=32):
+    return {"A": torch.rand(n, 3, size, size) * 2 - 1, "B": torch.rand(n, 3, size, size) * 2 - 1}
+
+
+def test_the_authors_defaults():
+    cut, fast = modes.make_config("cut", a="a", b="b", name="c"), modes.make_config("fastcut", a="a", b="b", name="f")
+    for cfg in (cut, fast):
+        assert (cfg.net_g, cfg.norm, cfg.gan_loss, cfg.init, cfg.dropout, cfg.nce_layers, cfg.num_patches, cfg.nce_t,
+                cfg.lr, cfg.beta1, cfg.pool_size) == ("resnet_9blocks_antialias", "instance", "lsgan", "xavier", False,
+                                                      "0,4,8,12,16", 256, 0.07, 2e-4, 0.5, 0)
+    assert (cut.lambda_nce, cut.nce_idt, cut.flip_equivariance, cut.epochs, cut.epochs_decay) == (1, True, False, 200, 200)
+    assert (fast.lambda_nce, fast.nce_idt, fast.flip_equivariance, fast.epochs, fast.epochs_decay) == (10, False, True, 150, 50)
+
+
+def test_identity_nce_is_on_for_cut_and_off_for_fastcut():
+    torch.manual_seed(0)
+    losses, out = modes.create(modes.make_config("cut", **TINY)).train_step(batch())
+    assert {"G_GAN", "NCE", "NCE_Y", "D"} <= set(losses) and "idt_B" in out
+    losses, out = modes.create(modes.make_config("fastcut", **TINY)).train_step(batch())
+    assert "NCE_Y" not in losses and "idt_B" not in out
+    losses, out = modes.create(modes.make_config("cut", nce_idt=False, **TINY)).train_step(batch())
+    assert "NCE_Y" not in losses
+
+
+def test_the_generator_loss_is_gan_plus_the_mean_of_both_nce_terms():
+    torch.manual_seed(0)
+    losses, _ = modes.create(modes.make_config("cut", **TINY)).train_step(batch())
+    assert torch.isclose(losses["G"], losses["G_GAN"] + (losses["NCE"] + losses["NCE_Y"]) / 2, rtol=1e-5)
+    losses, _ = modes.create(modes.make_config("fastcut", flip_equivariance=False, **TINY)).train_step(batch())
+    assert torch.isclose(losses["G"], losses["G_GAN"] + losses["NCE"], rtol=1e-5)
+
+
+def test_fastcut_flips_the_input_half_the_steps():
+    torch.manual_seed(0)
+    mode = modes.create(modes.make_config("fastcut", **TINY))
+    flips = []
+    for _ in range(40):
+        b = batch()
+        with torch.no_grad():
+            out = mode.forward(b)
+            expected = mode.G(torch.flip(b["A"], [3]) if mode.flipped else b["A"])
+        assert torch.allclose(out["fake_B"], expected, atol=1e-6)
+        flips.append(mode.flipped)
+    assert 10 <= sum(flips) <= 30
+    cut = modes.create(modes.make_config("cut", **TINY))
+    for _ in range(10):
+        cut.forward(batch())
+        assert not cut.flipped
+
+
+def test_a_generator_without_feature_taps_is_refused_naming_one_with_them():
+    with pytest.raises(UsageError) as refused:
+        modes.make_config("cut", **{**TINY, "net_g": "unet_32"})
+    message = str(refused.value)
+    assert "--net-g unet_32 has no feature taps" in message
+    choice = message.rsplit("choose one of ", 1)[1].split(", ")[0]
+    modes.make_config("cut", **{**TINY, "net_g": choice})  # the advice works
+
+
+@pytest.mark.parametrize("layers", ["", "a,b", "0,4,4", "-1,2", "0,4,99"])
+def test_bad_nce_layers_are_refused_naming_the_option(layers):
+    with pytest.raises(UsageError, match="--nce-layers"):
+        modes.make_config("cut", **{**TINY, "nce_layers": layers})
+
+
+def test_nce_layers_pick_the_taps_and_the_head_fits_them():
+    cfg = modes.make_config("cut", **{**TINY, "nce_layers": "0,8,12"})
+    mode = modes.create(cfg)
+    assert mode.layers == [0, 8, 12]
+    assert mode.F.in_channels == mode.G.feature_channels([0, 8, 12]) == [3, 16, 16]
+
+
+def test_the_plain_reference_generator_works_too():
+    torch.manual_seed(0)
+    mode = modes.create(modes.make_config("cut", **{**TINY, "net_g": "resnet_6blocks", "nce_layers": "0,4,8"}))
+    losses, out = mode.train_step(batch())
+    assert out["fake_B"].shape == (1, 3, 32, 32) and torch.isfinite(losses["NCE"])
