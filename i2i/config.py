@@ -19,13 +19,63 @@ from .errors import UsageError
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
-def option(default, help: str, *, cli: bool = True, default_help: str | None = None, path: bool = False):
+def option(default, help: str, *, cli: bool = True, default_help: str | None = None, path: bool = False,
+           read_when: tuple = ()):
     """A config field that is also a ``train`` option: ``help`` is its help text, without its default
     (the CLI adds the defaults, the dataclass's and each recipe's); ``default_help`` replaces that
     generated default (e.g. "random, recorded"); ``path`` marks a folder (the CLI passes it as a
-    string); ``cli=False`` keeps it off the command line (set by i2i itself)."""
+    string); ``cli=False`` keeps it off the command line (set by i2i itself); ``read_when``: the
+    conditions (:class:`only_with`, :class:`either`; all must hold) under which the option is read at all, for the recipes that read
+    it (given otherwise, it is refused by :func:`check_read`)."""
     return dataclasses.field(default=default, metadata={"help": help, "cli": cli, "default_help": default_help,
-                                                        "path": path})
+                                                        "path": path, "read_when": read_when})
+
+
+def flag(key: str, value=True) -> str:
+    """How the command line sets field ``key`` to ``value``: ``--gan-loss wgan``, ``--learn-sigma``,
+    ``--no-learn-sigma``."""
+    name = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
+
+
+class only_with:  # noqa: N801  (reads as a phrase in the field list)
+    """A ``read_when`` condition: the option is read only when field ``key`` is one of ``values``
+    (None in ``values``: or not given at all; ``values`` empty: when it is given)."""
+
+    def __init__(self, key: str, *values):
+        self.key, self.values = key, values
+
+    @property
+    def text(self) -> str:
+        if not self.values:
+            return f"only with --{self.key.replace('_', '-')}"
+        return "only with " + " or ".join(flag(self.key, v) for v in self.values)
+
+    def __call__(self, cfg) -> str | None:
+        """None when ``cfg`` reads the option, else why not ("only with ... (here ...)")."""
+        value = getattr(cfg, self.key)
+        if (value in self.values) if self.values else (value is not None and value != 0):
+            return None
+        here = f"no --{self.key.replace('_', '-')}" if value is None else flag(self.key, value)
+        return f"{self.text} (here {here})"
+
+
+class either:  # noqa: N801
+    """A ``read_when`` condition that holds when any of ``conditions`` does."""
+
+    def __init__(self, *conditions: only_with):
+        self.conditions = conditions
+
+    @property
+    def text(self) -> str:
+        return "only with " + " or ".join(c.text.removeprefix("only with ") for c in self.conditions)
+
+    def __call__(self, cfg) -> str | None:
+        if any(c(cfg) is None for c in self.conditions):
+            return None
+        return f"{self.text} (here neither)"
 
 
 @dataclass
@@ -48,7 +98,8 @@ class TrainConfig:
     norm: str = option("batch", "batch, instance or none.")
     norm_d: str | None = option(None, "Discriminator norm, when it differs from --norm.")
     init: str = option("normal", "Weight init: normal, xavier, kaiming, orthogonal.")
-    init_gain: float = option(0.02, "Scale of the normal, xavier and orthogonal inits.")
+    init_gain: float = option(0.02, "Scale of the normal, xavier and orthogonal inits.",
+                              read_when=(only_with("init", "normal", "xavier", "orthogonal"),))
     dropout: bool = option(True, "Dropout in the generator.")
     input_nc: int = option(3, "Input channels, 1 or 3.")
     output_nc: int = option(3, "Output channels, 1 or 3.")
@@ -73,11 +124,14 @@ class TrainConfig:
     n_critic: int = option(1, "Discriminator steps per generator step.")
     beta: float = option(1.0, "Weight of the KL term; 1 is the VAE, others the beta-VAE.")
     likelihood: str = option("gaussian", "gaussian, or bernoulli for binary images.")
-    sigma: float = option(0.1, "The Gaussian's fixed standard deviation on [0, 1] pixels.")
-    learn_sigma: bool = option(False, "Learn the standard deviation (one per channel).")
+    sigma: float = option(0.1, "The Gaussian's fixed standard deviation on [0, 1] pixels.",
+                          read_when=(only_with("likelihood", "gaussian"), only_with("learn_sigma", False)))
+    learn_sigma: bool = option(False, "Learn the standard deviation (one per channel).",
+                               read_when=(only_with("likelihood", "gaussian"),))
     gamma: float = option(0.01, "Weight of the feature-space reconstruction in the decoder's loss.")
     holdout: float = option(0.1, "Fraction of images held out to report bits per dim.")
-    clip: float = option(0.01, "With --gan-loss wgan: clip critic weights to +-clip.")
+    clip: float = option(0.01, "Clip critic weights to +-clip (the WGAN critic's Lipschitz bound).",
+                         read_when=(only_with("gan_loss", "wgan"),))
     diff_augment: bool = option(False, "Augment every image the discriminator sees (colour, shift, cutout; Zhao "
                                        "et al. 2020). Keeps D from memorising folders of a few thousand images or "
                                        "fewer.")
@@ -88,8 +142,8 @@ class TrainConfig:
                                 "the number of processes.")
     optimizer: str = option("adam", "adam or rmsprop.")
     lr: float = option(2e-4, "Learning rate.")
-    beta1: float = option(0.5, "Adam beta1.")
-    beta2: float = option(0.999, "Adam beta2.")
+    beta1: float = option(0.5, "Adam beta1.", read_when=(only_with("optimizer", "adam"),))
+    beta2: float = option(0.999, "Adam beta2.", read_when=(only_with("optimizer", "adam"),))
     # data
     load_size: int = option(286, "Resize to this before cropping.")
     crop_size: int = option(256, "Random crop size.")
@@ -105,11 +159,12 @@ class TrainConfig:
     # validation (see i2i/validation.py)
     val: str | None = option(None, "Validation images: pairs, or domain A for unpaired recipes. Scores are logged "
                                    "and the best checkpoint kept in RUN/best.", path=True)
-    val_b: str | None = option(None, "Domain B validation images.", path=True)
+    val_b: str | None = option(None, "Domain B validation images.", path=True, read_when=(only_with("val"),))
     val_fraction: float = option(0.0, "Instead of --val: hold out this fraction of the training images (chosen by "
                                       "the seed).")
     val_every: int | None = option(None, "Validate every N steps.", default_help="every epoch")
-    best_metric: str | None = option(None, "Score that picks RUN/best: L1, PSNR, SSIM, cycle_L1, ...")
+    best_metric: str | None = option(None, "Score that picks RUN/best: L1, PSNR, SSIM, cycle_L1, ...",
+                                     read_when=(either(only_with("val"), only_with("val_fraction")),))
     report: bool = option(True, "Rewrite RUN/report.html after every epoch.")
     max_pixels: int | None = option(None, "Refuse images larger than this many pixels (a decompression-bomb "
                                           "guard).", default_help="89478485")
@@ -211,6 +266,19 @@ class TrainConfig:
                 fail(f.name, f"is {describe(d[f.name])}, not {want}")
             values[f.name] = value
         return cls(**values)
+
+
+def check_read(cfg: TrainConfig, given) -> None:
+    """:class:`UsageError` for a ``given`` option that ``cfg`` would not read because of the other
+    options (``--clip`` without ``--gan-loss wgan``, say): one line naming it, why, and to drop it.
+    (Which recipes read an option at all is the recipe's to say: :func:`i2i.modes.refuse_unread`.)"""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key in given:
+        conditions = fields[key].metadata.get("read_when", ()) if key in fields else ()
+        reason = next((r for r in (c(cfg) for c in conditions) if r), None)
+        if reason:
+            name = f"--{key.replace('_', '-')}"
+            raise UsageError(f"{name} is read {reason}: drop {name}")
 
 
 def check_common(cfg: TrainConfig) -> None:

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 
 from . import modes
-from .config import TrainConfig
+from .config import TrainConfig, check_read
 from .data.images import set_max_pixels
 from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError, first_line
@@ -133,6 +133,7 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
             raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has "
                              f"{getattr(saved, key)!r}); drop it or start a new run")
         setattr(saved, key, value)
+    check_read(saved, modes.given_options(options))
     modes.validate(saved)
     for option, folder in (("--a", saved.a), ("--b", saved.b), ("--val", saved.val), ("--val-b", saved.val_b)):
         if folder and not Path(folder).is_dir():

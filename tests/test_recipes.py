@@ -44,23 +44,24 @@ def data_for(cls, tmp_path) -> dict:
     return {"a": str(folder)}
 
 
-def tiny_options(cls) -> dict:
+def tiny_options(cls, precision: str = "fp32") -> dict:
     """Small networks at 32 px, whichever of these options the recipe reads."""
     net_g = cls.defaults.get("net_g", TrainConfig.net_g)
     options = dict(ngf=4, ndf=4, load_size=36, crop_size=32, z_dim=8, image_size=32, batch_size=2, num_patches=16,
                    net_g="unet_32" if net_g.startswith("unet") else net_g, workers=0, seed=0, max_steps=2,
-                   sample_every=1, device="cpu", precision="fp32", threads=1, report=False)
+                   sample_every=1, device="cpu", precision=precision, threads=1, report=False)
     return {k: v for k, v in options.items() if k in cls.reads}
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 whatever the CPU (emulated where not native)
 @pytest.mark.parametrize("mode", RECIPES)
-def test_every_recipe_trains_then_translates_or_samples(mode, tmp_path):
+def test_every_recipe_trains_then_translates_or_samples(mode, precision, tmp_path):
     cls = modes.mode_class(mode)
     assert cls.name == mode and cls.title and cls.task in ("paired", "unpaired", "folder")
     data = data_for(cls, tmp_path)
     ck = tmp_path / "ck"
     args = ["train", "--mode", mode, "--name", "run", "--checkpoints-dir", str(ck)]
-    for key, value in {**data, **tiny_options(cls)}.items():
+    for key, value in {**data, **tiny_options(cls, precision)}.items():
         args += [f"--{key.replace('_', '-')}", str(value)] if not isinstance(value, bool) else \
             [f"--{'' if value else 'no-'}{key.replace('_', '-')}"]
     result = runner.invoke(app, args)
@@ -73,7 +74,8 @@ def test_every_recipe_trains_then_translates_or_samples(mode, tmp_path):
     assert grid.size[0] == len(cls.sample_columns) * 34 + 2
     assert modes.use_command(mode, run).split()[1] in ("sample", "translate")
     if cls.task == "folder":
-        result = runner.invoke(app, ["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png")])
+        result = runner.invoke(app, ["sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png"),
+                                     "--precision", precision])
         assert result.exit_code == 0, result.output
         assert Image.open(tmp_path / "s.png").size == (2 * 34 + 2, 2 * 34 + 2)
         return
@@ -87,7 +89,7 @@ def test_every_recipe_trains_then_translates_or_samples(mode, tmp_path):
     for direction in directions:
         out = tmp_path / f"out_{direction}"
         result = runner.invoke(app, ["translate", str(source), "--model", str(run), "--direction", direction,
-                                     "--out", str(out)])
+                                     "--out", str(out), "--precision", precision])
         assert result.exit_code == 0, result.output
         for src in source.glob("*.png"):
             assert Image.open(out / src.name).size == Image.open(src).size
@@ -135,6 +137,45 @@ def test_an_option_the_recipe_does_not_read_is_refused_and_dropping_it_works(cas
     modes.make_config(mode, **base)  # the advice: without it, the same command works
 
 
+# for each condition of a read_when, a value of its field under which the option is not read
+NOT_READ = {"gan_loss": ["vanilla", "lsgan", "wgangp", "hinge"], "likelihood": ["bernoulli"], "learn_sigma": [True],
+            "optimizer": ["rmsprop"], "init": ["kaiming"], "val": [None], "val_fraction": [0.0]}
+CONDITIONAL = [(mode, f.name) for mode in RECIPES for f in dataclasses.fields(TrainConfig)
+               if f.metadata.get("read_when") and f.name in modes.mode_class(mode).reads]
+
+
+def test_some_options_are_read_only_with_others():
+    assert {key for _, key in CONDITIONAL} >= {"clip", "sigma", "beta1", "init_gain", "best_metric", "val_b"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.sampled_from(CONDITIONAL), data=st.data())
+def test_an_option_its_other_options_leave_unread_is_refused_and_dropping_it_works(case, data):
+    """--clip without --gan-loss wgan, --sigma with --learn-sigma, --beta1 with --optimizer rmsprop ... were
+    silently ignored."""
+    mode, key = case
+    cls = modes.mode_class(mode)
+    field = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
+    base = {"a": "data", "name": "run", **({"b": "data_b"} if cls.task == "unpaired" else {})}
+    condition = data.draw(st.sampled_from(field.metadata["read_when"]))  # one of them, not met
+    unread = {}
+    for c in getattr(condition, "conditions", (condition,)):
+        if c.key in cls.reads:
+            unread[c.key] = data.draw(st.sampled_from(NOT_READ[c.key]))
+    unread = {k: v for k, v in unread.items() if v is not None and (k != "val_fraction" or v)}
+    cfg = dataclasses.replace(modes.make_config(mode, **base, **unread))
+    assume_unread = any(c(cfg) for c in field.metadata["read_when"])
+    if not assume_unread:  # the recipe's own defaults make it read (e.g. dual's --gan-loss)
+        return
+    value = field.default if field.default is not None else "x"
+    flag = f"--{key.replace('_', '-')}"
+    with pytest.raises(UsageError) as refused:
+        modes.make_config(mode, **base, **unread, **{key: value})
+    message = str(refused.value)
+    assert message.startswith(f"{flag} is read only with ") and message.endswith(f": drop {flag}")
+    modes.make_config(mode, **base, **unread)  # the advice: without it, the same command works
+
+
 def test_the_cli_refuses_an_unread_option_before_any_work(tmp_path):
     result = runner.invoke(app, ["train", "--mode", "cycle", "--a", str(tmp_path), "--b", str(tmp_path),
                                  "--lambda-l1", "50", "--checkpoints-dir", str(tmp_path / "ck")])
@@ -154,6 +195,7 @@ def test_help_shows_each_recipes_defaults_and_readers(monkeypatch):
     assert "dual with --gan-loss wgan: 4" in text  # a loss preset
     assert "Identity L1 weight, times --lambda-cycle. Read by: cycle. [default: 0.5]" in text
     assert "(--no-flip: off)" in text
+    assert "Clip critic weights to +-clip (the WGAN critic's Lipschitz bound). Read only with --gan-loss wgan." in text
 
 
 # --- what the recipes declare is what they do ---------------------------------------------------------

@@ -23,7 +23,7 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-from ..config import TrainConfig, check_common
+from ..config import TrainConfig, check_common, check_read
 from ..errors import I2IError, UsageError
 
 # mode name -> "module:Class" (imported when first asked for, so the CLI starts without torch)
@@ -73,8 +73,9 @@ def make_config(mode: str, **options) -> TrainConfig:
     """Config for ``mode``: the dataclass defaults, then the recipe's defaults, then its preset for
     the chosen ``gan_loss``, then ``options`` (None means "not given" and keeps the default).
 
-    Raises :class:`UsageError` for an option the recipe does not read (it would be silently
-    ignored) and for values that fail the checks (:func:`validate`).
+    Raises :class:`UsageError` for an option the recipe does not read, or does not read with these
+    other options (it would be silently ignored), and for values that fail the checks
+    (:func:`validate`).
     """
     cls = mode_class(mode)
     given = given_options(options)
@@ -82,6 +83,7 @@ def make_config(mode: str, **options) -> TrainConfig:
     defaults = dict(cls.defaults)
     defaults.update(cls.loss_presets.get(given.get("gan_loss", defaults.get("gan_loss", "vanilla")), {}))
     cfg = TrainConfig.from_dict({**defaults, **given, "mode": mode})
+    check_read(cfg, given)
     validate(cfg)
     return cfg
 
@@ -166,6 +168,9 @@ def option_help(key: str) -> str:
             notes.setdefault(r.notes[key], []).append(r.name)
     if notes:
         text += " " + "; ".join(f"{', '.join(who)}: {note}" for note, who in notes.items()) + "."
+    conditions = field.metadata.get("read_when", ())
+    if conditions:
+        text += " Read only with " + " and ".join(c.text.removeprefix("only with ") for c in conditions) + "."
     if len(readers) < len(recipes):
         text += f" Read by: {', '.join(r.name for r in readers)}."
     return text + (f" [default: {default}]" if default else "")

@@ -112,8 +112,8 @@ class CUT(AdversarialMode):
         feat_k = self.G.features(source, self.layers)
         pool_k, ids = self.F(feat_k, self.cfg.num_patches)
         pool_q, _ = self.F(feat_q, self.cfg.num_patches, ids)
-        total = sum(patch_nce(q, k, len(source), self.cfg.nce_t).mean() * self.cfg.lambda_nce
-                    for q, k in zip(pool_q, pool_k))
+        total = sum(patch_nce(q.float(), k.float(), len(source), self.cfg.nce_t).mean() * self.cfg.lambda_nce
+                    for q, k in zip(pool_q, pool_k))  # logits / 0.07 in fp32, also under bf16 autocast
         return total / len(self.layers)
 
     def d_loss(self, batch, out):
