@@ -89,3 +89,44 @@ def test_the_plain_reference_generator_works_too():
     mode = modes.create(modes.make_config("cut", **{**TINY, "net_g": "resnet_6blocks", "nce_layers": "0,4,8"}))
     losses, out = mode.train_step(batch())
     assert out["fake_B"].shape == (1, 3, 32, 32) and torch.isfinite(losses["NCE"])
+
+
+def test_a_cut_run_works_with_every_command(tmp_path):
+    """Checkpoint, resume, translate, export, eval, report, serve's translation and the API take a CUT run
+    like any other."""
+    from conftest import random_image
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from i2i import load
+    from i2i.cli import app
+    from i2i.evaluate import evaluate
+    from i2i.export import export
+    from i2i.report import write_report
+    from i2i.serve import translate_image
+    from i2i.train import resume_config, train
+
+    folders = {}
+    for side, seed in (("a", 0), ("b", 10)):
+        folders[side] = tmp_path / side
+        folders[side].mkdir()
+        for i in range(3):
+            random_image(36, 32, seed=seed + i).save(folders[side] / f"{i}.png")
+    options = {**TINY, "a": str(folders["a"]), "b": str(folders["b"]), "checkpoints_dir": str(tmp_path / "ck"),
+               "workers": 0, "seed": 0, "max_steps": 2, "device": "cpu", "precision": "fp32", "save_every": 1}
+    run = train(modes.make_config("fastcut", **options))
+    assert {"G.safetensors", "state.pt"} <= {p.name for p in run.iterdir()}
+    run = train(resume_config(run, max_steps=3), resume=True)  # resumed from the checkpoint: F and all
+    assert '"step": 3' in (run / "log.jsonl").read_text()
+
+    result = CliRunner().invoke(app, ["translate", str(folders["a"]), "--model", str(run), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "0.png").size == (36, 32)
+    assert export(run, "pt2", tmp_path / "g.pt2")["max_abs_diff"] <= 1e-3
+    scores = evaluate(run, str(folders["a"]), str(folders["b"]))["scores"]
+    assert set(scores) == {"identity_L1_B", "images"} and scores["images"] == 6  # one way: no round trip
+    assert write_report(run).is_file()
+    model = load(run, device="cpu", precision="fp32")
+    image = Image.open(folders["a"] / "1.png")
+    assert model(image).size == translate_image(model, image, None).size == (36, 32)
