@@ -22,7 +22,7 @@ from . import __version__
 from .errors import I2IError
 
 app = typer.Typer(
-    help="Image-to-image translation: train pix2pix (paired) or CycleGAN and DualGAN (unpaired), translate images, import reference generators, prepare datasets.",
+    help="Image-to-image translation: train pix2pix (paired) or CycleGAN, DualGAN, CUT and FastCUT (unpaired), translate images, import reference generators, prepare datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -301,9 +301,9 @@ def translate(
 @app.command("eval")
 @cli_errors
 def eval_command(
-    run: Path = typer.Argument(..., help="A pix2pix, cycle or dual run folder."),
-    a: str = typer.Option(..., "--a", help="pix2pix: test pairs (A|B images, or a folder of A/ and B/). cycle, dual: domain A test images."),
-    b: Optional[str] = typer.Option(None, "--b", help="cycle, dual: domain B test images. pix2pix: the B folder when A and B are separate."),
+    run: Path = typer.Argument(..., help="A run folder of a translation recipe: paired (pix2pix) or unpaired (cycle, dual, cut, fastcut)."),
+    a: str = typer.Option(..., "--a", help="Paired runs: test pairs (A|B images, or a folder of A/ and B/). Unpaired runs: domain A test images."),
+    b: Optional[str] = typer.Option(None, "--b", help="Unpaired runs: domain B test images. Paired runs: the B folder when A and B are separate."),
     palette: Optional[Path] = typer.Option(None, help="Label colours, one 'R G B' per line: adds pixel and class accuracy and mean IoU for label-map outputs."),
     inception_weights: Optional[Path] = typer.Option(None, help="pytorch-fid's pt_inception-2015-12-05 weights: adds FID and KID."),
     device: str = typer.Option("auto", help=DEVICE_HELP, show_default=False),
@@ -323,7 +323,8 @@ def eval_command(
         record = evaluate(run, a, b, None if palette is None else str(palette),
                           None if inception_weights is None else str(inception_weights), runtime,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"{run} at step {record['step']}, {record['scores']['images']} images:", highlight=False)
+    step = f" at step {record['step']}" if record["step"] is not None else ""  # imported runs have no log
+    console.print(f"{run}{step}, {record['scores']['images']} images:", highlight=False)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

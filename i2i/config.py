@@ -20,15 +20,16 @@ PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", 
 
 
 def option(default, help: str, *, cli: bool = True, default_help: str | None = None, path: bool = False,
-           read_when: tuple = ()):
+           read_when: tuple = (), unset: str | None = None):
     """A config field that is also a ``train`` option: ``help`` is its help text, without its default
     (the CLI adds the defaults, the dataclass's and each recipe's); ``default_help`` replaces that
     generated default (e.g. "random, recorded"); ``path`` marks a folder (the CLI passes it as a
     string); ``cli=False`` keeps it off the command line (set by i2i itself); ``read_when``: the
     conditions (:class:`only_with`, :class:`either`; all must hold) under which the option is read at all, for the recipes that read
-    it (given otherwise, it is refused by :func:`check_read`)."""
+    it (given otherwise, it is refused by :func:`check_read`); ``unset``: what a None default
+    means, for the help ("as --norm")."""
     return dataclasses.field(default=default, metadata={"help": help, "cli": cli, "default_help": default_help,
-                                                        "path": path, "read_when": read_when})
+                                                        "path": path, "read_when": read_when, "unset": unset})
 
 
 def flag(key: str, value=True) -> str:
@@ -42,15 +43,16 @@ def flag(key: str, value=True) -> str:
 
 class only_with:  # noqa: N801  (reads as a phrase in the field list)
     """A ``read_when`` condition: the option is read only when field ``key`` is one of ``values``
-    (None in ``values``: or not given at all; ``values`` empty: when it is given)."""
+    (``values`` empty: when it is given and not 0; ``what`` then says so, e.g. "a --lambda-cycle
+    above 0")."""
 
-    def __init__(self, key: str, *values):
-        self.key, self.values = key, values
+    def __init__(self, key: str, *values, what: str | None = None):
+        self.key, self.values, self.what = key, values, what
 
     @property
     def text(self) -> str:
         if not self.values:
-            return f"only with --{self.key.replace('_', '-')}"
+            return f"only with {self.what or '--' + self.key.replace('_', '-')}"
         return "only with " + " or ".join(flag(self.key, v) for v in self.values)
 
     def __call__(self, cfg) -> str | None:
@@ -78,11 +80,15 @@ class either:  # noqa: N801
         return f"{self.text} (here neither)"
 
 
+CYCLE_ON = only_with("lambda_cycle", what="a --lambda-cycle above 0")
+NCE_ON = only_with("lambda_nce", what="a --lambda-nce above 0")
+
+
 @dataclass
 class TrainConfig:
     mode: str = option("pix2pix", "The recipe.")
-    a: str = option("", "The training images (what the folder holds depends on the recipe).", path=True)
-    b: str | None = option(None, "The second folder: domain B, or the B folder when A and B are separate.", path=True)
+    a: str = option("", "The training images.", path=True)
+    b: str | None = option(None, "The second folder.", path=True)
     name: str = option("", "Run name: the folder under --checkpoints-dir.",
                        default_help="DATA_MODE, the data folder's name and the mode, such as facades_pix2pix")
     checkpoints_dir: str = option("checkpoints", "Where run folders go.", path=True)
@@ -92,11 +98,11 @@ class TrainConfig:
                                     "resnet_9blocks_antialias, ... (a wrong name lists them all).")
     net_d: str = option("basic", "Discriminator: basic (70x70 PatchGAN), n_layers (depth from --n-layers-d), "
                                  "pixel (1x1 PixelGAN), dcgan_discriminator (one score per image).")
-    n_layers_d: int = option(3, "Layers of the n_layers discriminator.")
+    n_layers_d: int = option(3, "Layers of the n_layers discriminator.", read_when=(only_with("net_d", "n_layers"),))
     ngf: int = option(64, "Generator width.")
     ndf: int = option(64, "Discriminator width.")
     norm: str = option("batch", "batch, instance or none.")
-    norm_d: str | None = option(None, "Discriminator norm, when it differs from --norm.")
+    norm_d: str | None = option(None, "Discriminator norm, when it differs from --norm.", unset="as --norm")
     init: str = option("normal", "Weight init: normal, xavier, kaiming, orthogonal.")
     init_gain: float = option(0.02, "Scale of the normal, xavier and orthogonal inits.",
                               read_when=(only_with("init", "normal", "xavier", "orthogonal"),))
@@ -111,13 +117,14 @@ class TrainConfig:
     gan_loss: str = option("vanilla", "vanilla, minimax, lsgan, wgan, wgangp or hinge.")
     lambda_l1: float = option(100.0, "Weight of the L1 term to the target.")
     lambda_cycle: float = option(10.0, "Weight of the round-trip L1, each way.")
-    lambda_identity: float = option(0.5, "Identity L1 weight, times --lambda-cycle.")
+    lambda_identity: float = option(0.5, "Identity L1 weight, times --lambda-cycle.", read_when=(CYCLE_ON,))
     lambda_nce: float = option(1.0, "Weight of the PatchNCE loss.")
-    nce_idt: bool = option(False, "Also the identity PatchNCE loss on domain B images (G(b) against b).")
+    nce_idt: bool = option(False, "Also the identity PatchNCE loss on domain B images (G(b) against b).",
+                           read_when=(NCE_ON,))
     nce_layers: str = option("0,4,8,12,16", "Generator layers whose features the PatchNCE loss compares, "
-                                            "comma-separated.")
-    num_patches: int = option(256, "Patches sampled per layer for the PatchNCE loss.")
-    nce_t: float = option(0.07, "Temperature of the PatchNCE loss.")
+                                            "comma-separated.", read_when=(NCE_ON,))
+    num_patches: int = option(256, "Patches sampled per layer for the PatchNCE loss.", read_when=(NCE_ON,))
+    nce_t: float = option(0.07, "Temperature of the PatchNCE loss.", read_when=(NCE_ON,))
     flip_equivariance: bool = option(False, "Flip half the inputs, and the PatchNCE features back "
                                             "(FastCUT's regulariser).")
     pool_size: int = option(0, "Fakes kept for the discriminators (0: none).")
@@ -273,11 +280,12 @@ def check_read(cfg: TrainConfig, given) -> None:
     options (``--clip`` without ``--gan-loss wgan``, say): one line naming it, why, and to drop it.
     (Which recipes read an option at all is the recipe's to say: :func:`i2i.modes.refuse_unread`.)"""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for key in given:
+    given = given if isinstance(given, dict) else {key: None for key in given}
+    for key, value in given.items():
         conditions = fields[key].metadata.get("read_when", ()) if key in fields else ()
         reason = next((r for r in (c(cfg) for c in conditions) if r), None)
         if reason:
-            name = f"--{key.replace('_', '-')}"
+            name = flag(key, value).split()[0] if isinstance(value, bool) else f"--{key.replace('_', '-')}"
             raise UsageError(f"{name} is read {reason}: drop {name}")
 
 

@@ -249,9 +249,10 @@ def _candidates(cfg, failure: Failure, per_rank: int) -> list[dict]:
 
     net = failure.net or ""
     shallower_d, larger, other = [], [], []
-    if net.startswith("D") and cfg.net_d in ("basic", "n_layers"):
-        layers = 3 if cfg.net_d == "basic" else cfg.n_layers_d
-        shallower_d = [{"net_d": "n_layers", "n_layers_d": k} for k in range(layers - 1, 0, -1)] + [{"net_d": "pixel"}]
+    if net.startswith("D") and cfg.net_d == "n_layers":  # a given --n-layers-d is read only by n_layers
+        shallower_d = [{"n_layers_d": k} for k in range(cfg.n_layers_d - 1, 0, -1)]
+    elif net.startswith("D") and cfg.net_d == "basic":
+        shallower_d = [{"net_d": "n_layers", "n_layers_d": k} for k in (2, 1)] + [{"net_d": "pixel"}]
     if _task(cfg) != "folder":
         multiple = generator_multiple(cfg.net_g)
         if "crop" in cfg.preprocess:

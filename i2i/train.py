@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 
 from . import modes
-from .config import TrainConfig, check_read
+from .config import TrainConfig, check_read, flag
 from .data.images import set_max_pixels
 from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError, first_line
@@ -130,12 +130,16 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
         if value is None or value == getattr(saved, key):
             continue
         if key not in RESUMABLE_OVERRIDES:
-            raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has "
-                             f"{getattr(saved, key)!r}); drop it or start a new run")
+            had = getattr(saved, key)
+            had = flag(key, had) if isinstance(had, bool) else repr(had)
+            raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has {had}); drop it "
+                             "or start a new run")
         setattr(saved, key, value)
     check_read(saved, modes.given_options(options))
     modes.validate(saved)
     for option, folder in (("--a", saved.a), ("--b", saved.b), ("--val", saved.val), ("--val-b", saved.val_b)):
+        if folder and not Path(folder).is_dir() and options.get(option[2:].replace("-", "_")) is not None:
+            raise UsageError(f"{option} {folder}: no such folder")  # given now, not read from config.json
         if folder and not Path(folder).is_dir():
             raise UsageError(f"{run_dir}: its data folder {folder} ({option} in config.json) is not found from "
                              f"{Path.cwd()}; add {option} with the folder's path now (the same images)")
@@ -235,6 +239,11 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         if world.main:
             run.truncate_log(step)
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
+        if step >= total_steps and world.main:
+            limit = (f"--max-steps {cfg.max_steps}" if cfg.max_steps and cfg.max_steps <= steps_per_epoch * total_epochs
+                     else f"its {total_epochs} epochs (--epochs {cfg.epochs}, --epochs-decay {cfg.epochs_decay})")
+            log.warning("%s is already at step %d, the end of %s: nothing to train; raise that to train further",
+                        run.path, step, limit)
     if world.enabled:
         world.broadcast_state(mode.nets.values())  # the same starting weights everywhere
         torch.manual_seed(rank_seed(cfg.seed, world.rank, step))  # but each rank its own noise

@@ -134,6 +134,8 @@ def test_every_option_combination_trains_or_is_refused_before_any_work(case):
         else:
             case["a"] = str(write_images(tmp / "A", sizes_a))
             case["z_dim"] = 4
+        if case.get("net_d") != "n_layers":
+            case.pop("n_layers_d", None)  # read only with --net-d n_layers (refused otherwise)
         options = {**SMALL, **case, "name": "run", "checkpoints_dir": str(tmp / "ck")}
         try:
             make_config(mode, **options)

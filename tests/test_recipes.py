@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from i2i import modes
 from i2i.cli import app
 from i2i.config import TrainConfig
+from i2i.config import flag as config_flag
 from i2i.errors import UsageError
 
 runner = CliRunner()
@@ -127,7 +128,7 @@ def test_an_option_the_recipe_does_not_read_is_refused_and_dropping_it_works(cas
     field = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
     value = data.draw(st.sampled_from([v for v in (field.default, cls.defaults.get(key)) if v is not None] or ["x"]))
     base = {"a": "data", "name": "run", **({"b": "data_b"} if cls.task == "unpaired" else {})}
-    flag = f"--{key.replace('_', '-')}"
+    flag = config_flag(key, value).split()[0]  # --no-x for a false boolean, as typed
     with pytest.raises(UsageError) as refused:
         modes.make_config(mode, **base, **{key: value})
     message = str(refused.value)
@@ -139,13 +140,15 @@ def test_an_option_the_recipe_does_not_read_is_refused_and_dropping_it_works(cas
 
 # for each condition of a read_when, a value of its field under which the option is not read
 NOT_READ = {"gan_loss": ["vanilla", "lsgan", "wgangp", "hinge"], "likelihood": ["bernoulli"], "learn_sigma": [True],
-            "optimizer": ["rmsprop"], "init": ["kaiming"], "val": [None], "val_fraction": [0.0]}
+            "optimizer": ["rmsprop"], "init": ["kaiming"], "val": [None], "val_fraction": [0.0],
+            "net_d": ["basic", "pixel"], "lambda_cycle": [0.0], "lambda_nce": [0.0]}
 CONDITIONAL = [(mode, f.name) for mode in RECIPES for f in dataclasses.fields(TrainConfig)
                if f.metadata.get("read_when") and f.name in modes.mode_class(mode).reads]
 
 
 def test_some_options_are_read_only_with_others():
-    assert {key for _, key in CONDITIONAL} >= {"clip", "sigma", "beta1", "init_gain", "best_metric", "val_b"}
+    assert {key for _, key in CONDITIONAL} >= {"clip", "sigma", "beta1", "init_gain", "best_metric", "val_b",
+                                               "n_layers_d", "lambda_identity", "num_patches"}
 
 
 @settings(max_examples=60, deadline=None)
@@ -168,7 +171,7 @@ def test_an_option_its_other_options_leave_unread_is_refused_and_dropping_it_wor
     if not assume_unread:  # the recipe's own defaults make it read (e.g. dual's --gan-loss)
         return
     value = field.default if field.default is not None else "x"
-    flag = f"--{key.replace('_', '-')}"
+    flag = config_flag(key, value).split()[0]
     with pytest.raises(UsageError) as refused:
         modes.make_config(mode, **base, **unread, **{key: value})
     message = str(refused.value)
@@ -193,7 +196,9 @@ def test_help_shows_each_recipes_defaults_and_readers(monkeypatch):
         assert f"{mode} ({modes.mode_class(mode).title})" in text
     assert "[default: unet_256; cycle: resnet_9blocks;" in text  # the dataclass's default, then a recipe's own
     assert "dual with --gan-loss wgan: 4" in text  # a loss preset
-    assert "Identity L1 weight, times --lambda-cycle. Read by: cycle. [default: 0.5]" in text
+    assert "Identity L1 weight, times --lambda-cycle. Read only with a --lambda-cycle above 0. Read by: cycle. " \
+           "[default: 0.5]" in text
+    assert "[default: cut: on; fastcut: off]" in text  # read by two recipes: each one's own
     assert "(--no-flip: off)" in text
     assert "Clip critic weights to +-clip (the WGAN critic's Lipschitz bound). Read only with --gan-loss wgan." in text
 

@@ -24,6 +24,7 @@ import importlib
 from pathlib import Path
 
 from ..config import TrainConfig, check_common, check_read
+from ..config import flag as config_flag
 from ..errors import I2IError, UsageError
 
 # mode name -> "module:Class" (imported when first asked for, so the CLI starts without torch)
@@ -101,10 +102,10 @@ ALWAYS_READ = frozenset({"mode", "name", "checkpoints_dir", "a", "classes"})
 def refuse_unread(cls, given: dict) -> None:
     """:class:`UsageError` for the first given option that recipe ``cls`` does not read, naming the
     recipes that do."""
-    for key in given:
+    for key, value in given.items():
         if key in ALWAYS_READ or key in cls.reads:
             continue
-        flag = f"--{key.replace('_', '-')}"
+        flag = config_flag(key, value).split()[0]  # as typed: --no-flip for a false boolean
         readers = [n for n in names() if key in mode_class(n).reads]
         translation = [n for n in names() if mode_class(n).task != "folder"]
         if not readers:
@@ -144,22 +145,29 @@ def option_help(key: str) -> str:
     if field.metadata.get("default_help"):
         default = field.metadata["default_help"]
     else:
-        values: dict[str, list[str]] = {}
+        unset = field.metadata.get("unset")  # what None means, e.g. "as --norm"
+
+        def shown(value):
+            return unset if value is None else _shown(value)
+
+        values: dict[str | None, list[str]] = {}  # shown value -> who has it
         for r in readers:
-            values.setdefault(_shown(r.defaults.get(key, field.default)), []).append(r.name)
+            own = r.defaults.get("gan_loss", TrainConfig.gan_loss)
+            values.setdefault(shown(r.loss_presets.get(own, {}).get(key, r.defaults.get(key, field.default))),
+                              []).append(r.name)
             for loss, preset in r.loss_presets.items():
-                if key in preset:
-                    values.setdefault(_shown(preset[key]), []).append(f"{r.name} with --gan-loss {loss}")
-        shown = [v for v in values if v != "None"]
-        if not shown:
+                if key in preset and loss != own:
+                    values.setdefault(shown(preset[key]), []).append(f"{r.name} with --gan-loss {loss}")
+        values.pop(None, None)
+        common = shown(field.default)
+        if not values:
             default = ""
-        elif len(shown) == 1 and len(values) == 1:
-            default = shown[0]
-        else:
-            common = _shown(field.default)
-            parts = [common] if common in values and common != "None" else []
-            parts += [f"{', '.join(who)}: {v}" for v, who in values.items() if v != common and v != "None"]
-            default = "; ".join(parts)
+        elif len(values) == 1:
+            default = next(iter(values))
+        elif len(values.get(common, ())) >= 2:  # the dataclass's, then the exceptions
+            default = "; ".join([common] + [f"{', '.join(who)}: {v}" for v, who in values.items() if v != common])
+        else:  # each recipe's own
+            default = "; ".join(f"{', '.join(who)}: {v}" for v, who in values.items())
     if key == "mode":
         text += " " + ", ".join(f"{r.name} ({r.title})" for r in recipes) + "."
     notes: dict[str, list[str]] = {}

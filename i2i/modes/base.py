@@ -90,7 +90,8 @@ class Mode:
     - ``net_kinds``: the registry kinds (:func:`i2i.nets.register`) its ``--net-g`` and ``--net-d``
       must be (None: it has no discriminator).
     - ``default_metric``: the validation score that picks ``RUN/best`` (None: it cannot be validated;
-      it then does not read the ``--val`` options).
+      it then does not read the ``--val`` options); ``validation_metrics``: the scores its
+      validation gives, which ``--best-metric`` may name.
     - ``sample_columns``: what each row of its sample grid shows, left to right.
     - :meth:`check`: its own checks of a config (after the common ones).
 
@@ -111,6 +112,7 @@ class Mode:
     notes: dict[str, str] = {}
     net_kinds: tuple[str, str | None] = ("generator", "discriminator")
     default_metric: str | None = None
+    validation_metrics: tuple[str, ...] = ()
     sample_columns: tuple[str, ...] = ("input", "output", "target")
 
     nets: dict[str, nn.Module]
@@ -138,6 +140,9 @@ class Mode:
             if not ok:
                 raise UsageError(message)
 
+        if cfg.best_metric is not None and cls.validation_metrics:
+            check(cfg.best_metric in cls.validation_metrics, f"--best-metric {cfg.best_metric}: not a validation "
+                  f"score of --mode {cls.name}; choose from {', '.join(cls.validation_metrics)}")
         kind_g, kind_d = cls.net_kinds
         check(cfg.net_g in nets.names(kind_g),
               f"--net-g {cfg.net_g!r} does not suit --mode {cls.name}; choose from {', '.join(nets.names(kind_g))}")

@@ -21,6 +21,8 @@ and D, Xavier init, no dropout, Adam 2e-4 with betas (0.5, 0.999).
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .. import nets
@@ -35,14 +37,17 @@ CUT_OPTIONS = UNPAIRED_OPTIONS | {"lambda_nce", "nce_idt", "nce_layers", "num_pa
 
 def nce_layers(text: str) -> list[int]:
     """``"0,4,8,12,16"`` -> [0, 4, 8, 12, 16]; :class:`UsageError` naming ``--nce-layers`` otherwise."""
-    try:
-        layers = [int(part) for part in str(text).split(",")]
-    except ValueError:
-        layers = []
-    if not layers or any(i < 0 for i in layers) or len(set(layers)) != len(layers):
+    layers = [int(part) for part in text.split(",")] if re.fullmatch(r"[0-9]+(,[0-9]+)*", str(text)) else []
+    if not layers or len(set(layers)) != len(layers):
         raise UsageError(f"--nce-layers {text!r}: give distinct layer numbers (0 or more) separated by commas, "
                          "such as 0,4,8,12,16")
     return layers
+
+
+def _has_taps(name: str) -> bool:
+    """Whether registered generator ``name`` gives its intermediate features (see nets/taps.py)."""
+    with torch.device("meta"):
+        return hasattr(nets.create(name, init=None, ngf=1), "features")
 
 
 class CUT(AdversarialMode):
@@ -56,14 +61,18 @@ class CUT(AdversarialMode):
 
     @classmethod
     def check(cls, cfg):
+        tapped = [n for n in nets.names("generator") if _has_taps(n)]
+        if cfg.net_g not in tapped:  # before the base's checks, which would advise on an unusable generator
+            why = "has no feature taps" if cfg.net_g in nets.names("generator") else "is not a registered generator"
+            raise UsageError(f"--net-g {cfg.net_g} {why}, and the PatchNCE loss of --mode {cls.name} reads a "
+                             f"generator's features; choose one of {', '.join(tapped)}")
+        if cfg.input_nc != cfg.output_nc:
+            raise UsageError(f"--input-nc {cfg.input_nc} and --output-nc {cfg.output_nc}: the PatchNCE loss runs the "
+                             f"generator on its own output, so --mode {cls.name} needs them equal")
         super().check(cfg)
         layers = nce_layers(cfg.nce_layers)
         with torch.device("meta"):  # the generator's layout, without memory
             g = nets.create(**generator_spec(cfg, cfg.input_nc, cfg.output_nc), init=None)
-        if not hasattr(g, "features"):
-            taps = [n for n in nets.names("generator") if n.startswith("resnet")]
-            raise UsageError(f"--net-g {cfg.net_g} has no feature taps, which the PatchNCE loss of --mode {cls.name} "
-                             f"reads; choose one of {', '.join(taps)}")
         n = len(g.model)
         if max(layers) >= n:
             raise UsageError(f"--nce-layers {cfg.nce_layers}: --net-g {cfg.net_g} has layers 0 to {n - 1}")

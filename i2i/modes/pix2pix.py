@@ -22,6 +22,7 @@ class Pix2Pix(AdversarialMode):
     reads = TRANSLATION_OPTIONS | VALIDATION_OPTIONS | {"b", "lambda_l1"}
     notes = {"a": "a folder of A|B images, or of A/ and B/ folders", "b": "the B folder when A and B are separate"}
     default_metric = "L1"
+    validation_metrics = ("L1", "PSNR", "SSIM")  # i2i.evaluate.evaluate_paired's, without a palette
     sample_columns = ("input", "output", "target")
 
     def __init__(self, cfg, device="cpu", *, runtime=None, world=None):

@@ -30,6 +30,7 @@ class TwoWayMode(AdversarialMode):
     reads = UNPAIRED_OPTIONS | VALIDATION_OPTIONS | {"val_b", "lambda_cycle"}
     notes = {"a": "the domain A folder", "b": "the domain B folder"}
     default_metric = "cycle_L1"
+    validation_metrics = ("cycle_L1", "cycle_L1_A", "cycle_L1_B", "identity_L1_A", "identity_L1_B")
     sample_columns = ("real", "translated", "round trip")
 
     def __init__(self, cfg, device="cpu", *, runtime=None, world=None):
