@@ -158,7 +158,7 @@ def _config_options() -> dict[str, tuple[type, dict]]:
     import dataclasses
     import typing
 
-    from .config import TrainConfig
+    from .config import TrainConfig, flag
 
     hints = typing.get_type_hints(TrainConfig)
     out = {}
@@ -167,8 +167,7 @@ def _config_options() -> dict[str, tuple[type, dict]]:
             continue
         hint = hints[field.name]
         base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-        flag = f"--{field.name.replace('_', '-')}"
-        decls = [f"{flag}/--no-{flag[2:]}"] if base is bool else [flag]
+        decls = [f"{flag(field.name, True)}/{flag(field.name, False)}"] if base is bool else [flag(field.name)]
         out[field.name] = (Optional[base], dict(param_decls=decls, help=field.metadata["help"], show_default=False))
     return out
 

@@ -41,6 +41,12 @@ def flag(key: str, value=True) -> str:
     return f"--{name} {value}"
 
 
+def typed_flag(key: str, value) -> str:
+    """The option that sets field ``key`` to ``value``, as the user typed it: ``--lambda-l1``, or
+    ``--no-flip`` for a false boolean."""
+    return flag(key, value) if isinstance(value, bool) else f"--{key.replace('_', '-')}"
+
+
 class only_with:  # noqa: N801  (reads as a phrase in the field list)
     """A ``read_when`` condition: the option is read only when field ``key`` is one of ``values``
     (``values`` empty: when it is given and not 0; ``what`` then says so, e.g. "a --lambda-cycle
@@ -275,17 +281,16 @@ class TrainConfig:
         return cls(**values)
 
 
-def check_read(cfg: TrainConfig, given) -> None:
-    """:class:`UsageError` for a ``given`` option that ``cfg`` would not read because of the other
+def check_read(cfg: TrainConfig, given: dict) -> None:
+    """:class:`UsageError` for a ``given`` option (field -> value) that ``cfg`` would not read because of the other
     options (``--clip`` without ``--gan-loss wgan``, say): one line naming it, why, and to drop it.
     (Which recipes read an option at all is the recipe's to say: :func:`i2i.modes.refuse_unread`.)"""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    given = given if isinstance(given, dict) else {key: None for key in given}
     for key, value in given.items():
         conditions = fields[key].metadata.get("read_when", ()) if key in fields else ()
         reason = next((r for r in (c(cfg) for c in conditions) if r), None)
         if reason:
-            name = flag(key, value).split()[0] if isinstance(value, bool) else f"--{key.replace('_', '-')}"
+            name = typed_flag(key, value)
             raise UsageError(f"{name} is read {reason}: drop {name}")
 
 

@@ -113,6 +113,11 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
         channels = forward.in_channels if forward is not None else backward.spec.get("out_channels", 3)
         other_images = (tensors(others * (len(files) // len(others) + 1), forward.spec.get("out_channels", 3))
                         if forward is not None else None)
+        if backward is None and inception is None:  # a one-way run's source side: nothing to score without FID
+            done += len(files)
+            if progress:
+                progress(done, total)
+            continue
         for x in tensors(files, channels):
             if forward is not None:
                 fake = forward(x)
@@ -148,8 +153,8 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
 
     task = modes.run_task(doc)
     if task == "folder":
-        translation = [n for n in modes.names() if modes.mode_class(n).task != "folder"]
-        raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs ({', '.join(translation)})")
+        raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs "
+                         f"({', '.join(modes.translation_names())})")
     inception = None
     if inception_weights:
         from .inception import load_inception

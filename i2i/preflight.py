@@ -236,7 +236,9 @@ def _failing_net(e: Exception, nets: dict) -> str | None:
 # --- what to change ----------------------------------------------------------------------------------
 
 def _flags(cfg, change: dict) -> str:
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in change.items() if getattr(cfg, k) != v)
+    from .config import flag
+
+    return " ".join(flag(k, v) for k, v in change.items() if getattr(cfg, k) != v)
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -125,7 +125,8 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     except UsageError as e:
         raise I2IError(f"{run.config_path}: the saved settings fail i2i's checks ({e}); the file is damaged: put "
                        "back a copy from a backup") from None
-    modes.refuse_unread(modes.mode_class(saved.mode), modes.given_options(options))
+    given = modes.given_options(options)
+    modes.refuse_unread(modes.mode_class(saved.mode), given)
     for key, value in options.items():
         if value is None or value == getattr(saved, key):
             continue
@@ -135,13 +136,14 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
             raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has {had}); drop it "
                              "or start a new run")
         setattr(saved, key, value)
-    check_read(saved, modes.given_options(options))
+    check_read(saved, given)
     modes.validate(saved)
     for option, folder in (("--a", saved.a), ("--b", saved.b), ("--val", saved.val), ("--val-b", saved.val_b)):
-        if folder and not Path(folder).is_dir() and options.get(option[2:].replace("-", "_")) is not None:
-            raise UsageError(f"{option} {folder}: no such folder")  # given now, not read from config.json
-        if folder and not Path(folder).is_dir():
-            raise UsageError(f"{run_dir}: its data folder {folder} ({option} in config.json) is not found from "
+        if not folder or Path(folder).is_dir():
+            continue
+        if options.get(option[2:].replace("-", "_")) is not None:  # given now, not read from config.json
+            raise UsageError(f"{option} {folder}: no such folder")
+        raise UsageError(f"{run_dir}: its data folder {folder} ({option} in config.json) is not found from "
                              f"{Path.cwd()}; add {option} with the folder's path now (the same images)")
     return saved
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from i2i import modes
 from i2i.cli import app
 from i2i.config import TrainConfig
-from i2i.config import flag as config_flag
+from i2i.config import typed_flag
 from i2i.errors import UsageError
 
 runner = CliRunner()
@@ -128,7 +128,7 @@ def test_an_option_the_recipe_does_not_read_is_refused_and_dropping_it_works(cas
     field = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
     value = data.draw(st.sampled_from([v for v in (field.default, cls.defaults.get(key)) if v is not None] or ["x"]))
     base = {"a": "data", "name": "run", **({"b": "data_b"} if cls.task == "unpaired" else {})}
-    flag = config_flag(key, value).split()[0]  # --no-x for a false boolean, as typed
+    flag = typed_flag(key, value)  # --no-x for a false boolean, as typed
     with pytest.raises(UsageError) as refused:
         modes.make_config(mode, **base, **{key: value})
     message = str(refused.value)
@@ -171,7 +171,7 @@ def test_an_option_its_other_options_leave_unread_is_refused_and_dropping_it_wor
     if not assume_unread:  # the recipe's own defaults make it read (e.g. dual's --gan-loss)
         return
     value = field.default if field.default is not None else "x"
-    flag = config_flag(key, value).split()[0]
+    flag = typed_flag(key, value)
     with pytest.raises(UsageError) as refused:
         modes.make_config(mode, **base, **unread, **{key: value})
     message = str(refused.value)

@@ -23,8 +23,7 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-from ..config import TrainConfig, check_common, check_read
-from ..config import flag as config_flag
+from ..config import TrainConfig, check_common, check_read, typed_flag
 from ..errors import I2IError, UsageError
 
 # mode name -> "module:Class" (imported when first asked for, so the CLI starts without torch)
@@ -45,15 +44,17 @@ def names() -> list[str]:
     return list(IMPLEMENTED)
 
 
+def translation_names() -> list[str]:
+    """The recipes that translate images (paired or unpaired), as opposed to those of one folder."""
+    return [n for n in names() if mode_class(n).task != "folder"]
+
+
 def mode_class(name: str):
     """The recipe class registered as ``name``; :class:`UsageError` naming the choices otherwise."""
     if not isinstance(name, str) or name not in IMPLEMENTED:
         raise UsageError(f"--mode {name!r} is not one of {', '.join(IMPLEMENTED)}")
     module, cls = IMPLEMENTED[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
-
-
-recipe = mode_class
 
 
 def create(cfg: TrainConfig, device="cpu", *, runtime=None, world=None):
@@ -105,9 +106,9 @@ def refuse_unread(cls, given: dict) -> None:
     for key, value in given.items():
         if key in ALWAYS_READ or key in cls.reads:
             continue
-        flag = config_flag(key, value).split()[0]  # as typed: --no-flip for a false boolean
+        flag = typed_flag(key, value)
         readers = [n for n in names() if key in mode_class(n).reads]
-        translation = [n for n in names() if mode_class(n).task != "folder"]
+        translation = translation_names()
         if not readers:
             raise UsageError(f"{flag} is not an option of i2i train")
         who = (f"the translation modes ({', '.join(readers)})" if readers == translation

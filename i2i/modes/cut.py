@@ -21,6 +21,7 @@ and D, Xavier init, no dropout, Adam 2e-4 with betas (0.5, 0.999).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import torch
@@ -44,8 +45,10 @@ def nce_layers(text: str) -> list[int]:
     return layers
 
 
+@functools.lru_cache(maxsize=None)
 def _has_taps(name: str) -> bool:
-    """Whether registered generator ``name`` gives its intermediate features (see nets/taps.py)."""
+    """Whether registered generator ``name`` gives its intermediate features (see nets/taps.py);
+    asked for every generator at each check, the preflight's candidate fixes included."""
     with torch.device("meta"):
         return hasattr(nets.create(name, init=None, ngf=1), "features")
 
