@@ -17,6 +17,11 @@ tensors) ``v / 65535`` clipped to [0, 1]; floats (PIL mode F, float arrays and t
 channel, and an 8-bit RGB image when it makes three (Pillow has no 16-bit RGB mode; give a numpy
 array for 16-bit RGB out); an integer array other than uint8 gives a uint16 array.
 
+Images whose whole translation would need more than ``max_memory`` bytes (default: a quarter of
+the machine's memory) are translated in overlapping tiles with the whole image's normalisation
+statistics (:mod:`i2i.tiling`); ``load(..., tile=N)`` tiles every image larger than N pixels a side.
+A BxCxHxW tensor is translated as one batch, untiled.
+
 Every image is checked against the pixel limit (``load(..., max_pixels=N)``; default 89,478,485,
 Pillow's decompression-bomb limit) before any work, and refused with an :class:`~i2i.errors.ImageError`.
 """
@@ -47,12 +52,20 @@ class Model:
     """
 
     def __init__(self, source: str | Path | None, direction: str | None, runtime, checkpoints_dir: str | Path,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int = 64,
+                 max_memory: int | str | None = None, exact_stats: bool = False):
         if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
                                        or max_pixels < 1):
             raise UsageError(f"max_pixels={max_pixels!r}: give a positive whole number of pixels, or None")
         self.max_pixels = int(max_pixels or DEFAULT_MAX_PIXELS)
         self.source, self.runtime, self.checkpoints_dir = source, runtime, checkpoints_dir
+        from .tiling import parse_memory, parse_tile
+
+        if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or overlap < 0:
+            raise UsageError(f"overlap={overlap!r}: give 0 or more pixels")
+        self.tile, self.overlap = parse_tile(tile), int(overlap)
+        self.max_memory = None if max_memory is None else parse_memory(max_memory)
+        self.exact_stats = bool(exact_stats)
         first = load_translator(source, direction, checkpoints_dir, runtime)
         self.default_direction = first.direction
         self._translators: dict[str | None, Translator] = {first.direction: first}
@@ -105,6 +118,13 @@ class Model:
             raise UsageError(f"expected {t.in_channels} channels, got a tensor of shape {tuple(x.shape)}")
         return (t(cls._tensor_values(x) * 2 - 1) + 1) / 2
 
+    def _translate(self, t: Translator, x: torch.Tensor) -> torch.Tensor:
+        """C x H x W in [-1, 1] -> C' x H x W, whole or in tiles (:func:`i2i.tiling.plan_tiles`)."""
+        from .tiling import plan_tiles, translate_tensor
+
+        plan = plan_tiles(t, x.shape[2], x.shape[1], self.tile, self.overlap, self.max_memory, self.exact_stats)
+        return t(x[None])[0] if plan is None else translate_tensor(t, x, plan)
+
     def _one(self, t: Translator, x):
         if isinstance(x, Image.Image):
             try:
@@ -113,7 +133,7 @@ class Model:
                 raise
             except Exception as e:  # noqa: BLE001  (a lazily opened PIL image decodes here)
                 raise ImageError(f"the image: cannot decode it ({type(e).__name__}: {e})") from None
-            y = t(tensor[None])[0]
+            y = self._translate(t, tensor)
             if deep and y.shape[0] == 1:
                 return Image.fromarray(tensor_to_uint16(y))  # 16-bit grayscale in, 16-bit grayscale out
             # a 3-channel output of a deep image: Pillow has no 16-bit RGB mode, so 8-bit RGB (a numpy
@@ -129,7 +149,7 @@ class Model:
             arr = unit_values(x)  # uint8 stays uint8; other integers v / 65535, floats clipped to [0, 1]
             arr = arr[:, :, None] if arr.ndim == 2 else arr
             arr = np.repeat(arr, t.in_channels, axis=2) if arr.shape[2] == 1 else arr[:, :, : t.in_channels]
-            y = t(array_to_tensor(arr)[None])[0]
+            y = self._translate(t, array_to_tensor(arr))
             if x.dtype != np.uint8 and np.issubdtype(x.dtype, np.integer):
                 out = tensor_to_uint16(y)
                 out = out[:, :, None] if out.ndim == 2 else out
@@ -137,17 +157,29 @@ class Model:
                 out = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy().transpose(1, 2, 0)
             return out[:, :, 0] if x.ndim == 2 and out.shape[2] == 1 else out
         if torch.is_tensor(x) and x.dim() == 3:
-            return self._batch(t, x[None])[0]
+            if x.shape[0] != t.in_channels:
+                raise UsageError(f"expected {t.in_channels} channels, got a tensor of shape {tuple(x.shape)}")
+            return (self._translate(t, self._tensor_values(x) * 2 - 1) + 1) / 2
         raise UsageError(f"cannot translate a {type(x).__name__}: give a PIL image, a numpy array, a tensor or a list")
 
 
 def load(model: str | Path | None = None, direction: str | None = None, device: str = "auto",
          precision: str = "auto", threads: int | None = None, checkpoints_dir: str | Path = "checkpoints",
-         max_pixels: int | None = None) -> Model:
+         max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int = 64,
+         max_memory: int | str | None = None, exact_stats: bool = False) -> Model:
     """Load a run folder, a .safetensors file or a reference .pth generator (None: the newest run).
 
     ``max_pixels``: the largest image the model accepts, width x height (None: 89,478,485, Pillow's
     decompression-bomb limit); larger ones raise :class:`~i2i.errors.ImageError` before any work.
+    ``tile``, ``overlap``, ``max_memory``, ``exact_stats``: as ``i2i translate``'s ``--tile``,
+    ``--overlap``, ``--max-memory`` (in bytes or as "2G") and ``--exact-stats``; see
+    :func:`i2i.tiling.plan_tiles`.
+    Raises :class:`~i2i.errors.UsageError` for a tile or overlap the generator cannot take.
     """
     runtime = resolve(device, precision, threads if threads is not None else torch.get_num_threads())
-    return Model(model, direction, runtime, checkpoints_dir, max_pixels)
+    m = Model(model, direction, runtime, checkpoints_dir, max_pixels, tile, overlap, max_memory, exact_stats)
+    if m.tile is not None:
+        from .tiling import check_tiling
+
+        check_tiling(m.translator(), m.tile, m.overlap)
+    return m

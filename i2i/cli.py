@@ -259,14 +259,24 @@ def translate(
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
     compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
     shard: Optional[str] = typer.Option(None, help="I/N: convert only shard I (0 to N-1) of N, chosen by file name, so N machines given the same folders share the work. [default: under torchrun, one shard per process]"),
+    tile: str = typer.Option("auto", help="Translate images larger than this many pixels a side in overlapping tiles, read and written by regions, in bounded memory; auto tiles only images that would not fit --max-memory whole (tiles of 1024 where memory allows)."),
+    overlap: int = typer.Option(64, help="Pixels by which neighbouring tiles overlap; they are blended across it (at most half the tile)."),
+    max_memory: Optional[str] = typer.Option(None, help="Memory for one image's translation, such as 4G: larger images are tiled under --tile auto. [default: a quarter of the machine's memory; on a GPU half its free memory]", show_default=False),
+    exact_stats: bool = typer.Option(False, "--exact-stats", help="For instance-norm generators, measure a tiled image's whole-image statistics exactly, a tile at a time (about ten times the work), where it is too large for one pass; without it they are estimated on the largest thumbnail --max-memory holds."),
 ):
-    """Translate images with a trained generator, keeping names, formats and sizes."""
+    """Translate images with a trained generator, keeping names, formats and sizes; huge images are
+    translated in tiles in bounded memory (--tile)."""
     from .distributed import World
     from .errors import UsageError
     from .runtime import resolve
-    from .translate import parse_shard, translate_files
+    from .tiling import parse_memory, parse_tile
+    from .translate import Tiling, parse_shard, translate_files
     from .translator import load_translator
 
+    tiling = Tiling(parse_tile(tile), overlap, parse_memory(max_memory) if max_memory is not None else None,
+                    exact_stats)
+    if overlap < 0:
+        raise UsageError(f"--overlap {overlap}: give 0 or more pixels")
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
     if batch_size is not None and batch_size < 1:
@@ -283,12 +293,20 @@ def translate(
         err.print(f"model: {translator.source} ({translator.spec['name']}"
                   f"{', ' + translator.direction if translator.direction else ''}); {runtime.describe()}", highlight=False)
     run_name = Path(translator.source).stem if Path(translator.source).is_file() else Path(translator.source).name
-    with Progress(TextColumn(f"{prefix}translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn(f"{prefix}{{task.description}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=not world.main) as bar:
         task = bar.add_task("translate", total=None)
+        tiles = None
+
+        def tile_progress(done: int, total: int) -> None:
+            nonlocal tiles
+            if tiles is None:
+                tiles = bar.add_task("tiles", total=total)
+            bar.update(tiles, completed=done, total=total, visible=done < total)
+
         summary = translate_files(translator, inputs, out, run_name, size, batch_size, overwrite, ab,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                  shard=shard_of)
+                                  shard=shard_of, tiling=tiling, tile_progress=tile_progress)
     console.print(f"{prefix}{summary.written} image(s) written to [bold]{summary.out}[/]"
                   + (f", {summary.existing} already there" if summary.existing else ""), highlight=False)
     for path, reason in summary.failed:

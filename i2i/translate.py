@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 
 from .data.codecs import input_half, prepare_image, tensor_to_image, tensor_to_uint16
-from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16
+from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, upright_size
 from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, first_line, os_error_message
+from .tiling import DEFAULT_OVERLAP, TilePlan, plan_tiles
 from .translator import Translator
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,34 @@ def _resolved(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
-def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None):
-    """The model input of one job's file; any failure is an :class:`ImageError` naming the file."""
+@dataclass
+class Tiling:
+    """``--tile``, ``--overlap`` and ``--max-memory`` (see :func:`i2i.tiling.plan_tiles`)."""
+
+    tile: int | None = None  # None: auto
+    overlap: int = DEFAULT_OVERLAP
+    max_memory: int | None = None
+    exact_stats: bool = False
+
+
+@dataclass
+class Tiled:
+    """What :func:`_read` gives for an image to translate tile by tile."""
+
+    plan: TilePlan
+
+
+def _read(job: Job, channels: int, size: int | None, ab: bool, direction: str | None,
+          translator: Translator | None = None, tiling: Tiling | None = None):
+    """The model input of one job's file, or :class:`Tiled` if it is to be tiled; any failure is an
+    :class:`ImageError` naming the file."""
     try:
+        if tiling is not None and size is None:
+            w, h = upright_size(job.src)  # the header only (and the pixel limit)
+            plan = plan_tiles(translator, w // 2 if ab else w, h, tiling.tile, tiling.overlap, tiling.max_memory,
+                              tiling.exact_stats)
+            if plan is not None:
+                return Tiled(plan)
         img = open_image(job.src)
         if ab:
             img = input_half(img, direction, job.src)
@@ -187,10 +213,25 @@ def _write(y: torch.Tensor, alpha: Image.Image | None, deep: bool, dst: Path) ->
     save_image(img, dst)
 
 
+def _translate_tiled(translator: Translator, job: Job, plan: TilePlan, ab: bool,
+                     progress: Callable[[int, int], None] | None) -> None:
+    """Translate one file tile by tile, reading regions and writing rows (:mod:`i2i.data.regions`)."""
+    from .data.regions import open_source, write_rows
+    from .tiling import tiled_rows
+
+    half = None if not ab else "B" if translator.direction == "BtoA" else "A"
+    source = open_source(job.src, translator.in_channels, half)
+    log.info("%s: %dx%d in %d tiles of %d pixels (overlap %d)", job.src, source.width, source.height,
+             plan.count(source.height, source.width), plan.tile, plan.overlap)
+    rows = tiled_rows(translator, source, plan, progress)
+    write_rows(job.dst, rows, source.height, source.width, deep=source.deep, alpha=source.alpha_at)
+
+
 def translate_files(translator: Translator, inputs: list[str], out: str | Path | None = None,
                     run_name: str = "i2i", size: int | None = None, batch_size: int | None = None, overwrite: bool = False,
                     ab: bool = False, progress: Callable[[int, int], None] | None = None,
-                    io_threads: int = 2, shard: tuple[int, int] | None = None) -> Summary:
+                    io_threads: int = 2, shard: tuple[int, int] | None = None, tiling: Tiling | None = None,
+                    tile_progress: Callable[[int, int], None] | None = None) -> Summary:
     """Translate every input image into ``out`` (keeping relative paths, names and formats).
 
     With ``ab`` the inputs are side-by-side A|B pairs (such as facades/test) and only the half the
@@ -207,11 +248,27 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
 
     ``shard=(i, n)`` keeps only the inputs of shard i of n (see :func:`in_shard`): n processes or
     machines, each given its own i and the same folders, convert every input exactly once.
+
+    ``tiling`` (default: ``Tiling()``, auto) decides per image whether it is translated whole or
+    tile by tile in bounded memory (:func:`i2i.tiling.plan_tiles`); a tiled image is read by regions
+    and written by rows, one at a time, with ``tile_progress(done, total)`` counting its tiles. With
+    ``size`` nothing is tiled.
     """
     if batch_size is None:
         batch_size = 1 if translator.device.type == "cpu" else 8
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
+    tiling = Tiling() if tiling is None else tiling
+    if size is not None and tiling.tile is not None:
+        raise UsageError(f"--size {size} resizes every image, so there is nothing to tile; drop --tile or --size")
+    if tiling.tile is not None:
+        from .tiling import check_tiling
+
+        check_tiling(translator, tiling.tile, tiling.overlap)
+    if size is None:
+        from .tiling import bytes_per_pixel
+
+        bytes_per_pixel(translator)  # measured here, before the reader threads ask for it (it hooks the network)
     jobs, out_dir = plan(inputs, out, run_name)
     if shard is not None and shard[1] > 1:
         count = len(jobs)
@@ -295,15 +352,45 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
 
     with ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="i2i-io") as pool:
         for job in itertools.islice(queue, window):
-            reads.append((job, pool.submit(_read, job, translator.in_channels, size, ab, translator.direction)))
+            reads.append((job, pool.submit(_read, job, translator.in_channels, size, ab, translator.direction,
+                                           translator, tiling)))
         while reads:
             job, fut = reads.popleft()
             for nxt in itertools.islice(queue, 1):
-                reads.append((nxt, pool.submit(_read, nxt, translator.in_channels, size, ab, translator.direction)))
+                reads.append((nxt, pool.submit(_read, nxt, translator.in_channels, size, ab, translator.direction,
+                                               translator, tiling)))
             try:
-                x, alpha, deep = fut.result()
+                got = fut.result()
+                if isinstance(got, Tiled):
+                    flush()
+                    finish_writes(keep=0)
+                    _translate_tiled(translator, job, got.plan, ab, tile_progress)
+                    summary.written += 1
+                    done += 1
+                    if progress:
+                        progress(done, total)
+                    continue
+                x, alpha, deep = got
+            except OSError as e:
+                if e.errno in FATAL_WRITE_ERRNOS:
+                    raise I2IError(f"{job.dst}: {os_error_message(e)} ({summary.written} image(s) were "
+                                   "written; rerun the same command to continue)") from None
+                summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
+                done += 1
+                if progress:
+                    progress(done, total)
+                continue
             except ImageError as e:
                 summary.failed.append((job.src, str(e)))
+                done += 1
+                if progress:
+                    progress(done, total)
+                continue
+            except I2IError:
+                raise
+            except Exception as e:  # noqa: BLE001  (a tiled image that fails, fails alone)
+                log.debug("translating %s failed", job.src, exc_info=True)
+                summary.failed.append((job.src, f"{job.src}: {_reason(e)}"))
                 done += 1
                 if progress:
                     progress(done, total)

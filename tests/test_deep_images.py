@@ -38,6 +38,7 @@ class Recorder:
     def __init__(self, in_channels: int):
         self.in_channels, self.inputs = in_channels, []
         self.spec = {"in_channels": in_channels, "out_channels": in_channels}
+        self.device, self.multiple, self.min_size, self.net = torch.device("cpu"), 1, 1, torch.nn.Identity()
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self.inputs.append(batch.clone())

@@ -1,0 +1,105 @@
+"""Whole-image normalisation for tiled inference: record the statistics that a generator's
+self-normalising layers compute on one image, and make those layers use them on another.
+
+Instance norm (and batch norm in training mode, as the reference's test script runs it without
+``--eval``) normalises each channel by the mean and variance of *its own input*: on a tile that is
+the tile's statistics, not the image's, so tiles translated one by one change colour from tile to
+tile and leave seams. Tiled translation (:mod:`i2i.tiling`) therefore first runs the generator once
+on a thumbnail of the whole image, recording each such layer's per-channel mean and variance
+(:func:`record_norm_stats`), then translates every tile with those statistics held fixed
+(:func:`fixed_norm_stats`). This is the "thumbnail instance normalization" of URST (Chen et al.,
+"Towards Ultra-Resolution Neural Style Transfer via Thumbnail Instance Normalization", AAAI 2022).
+``tools/bench_tiles.py`` measures it against the exact whole-image output. Batch norm in eval mode
+uses its running statistics, which do not depend on the input, and is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+NormStats = dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer name -> (mean, var), each (C,) float32
+
+
+def self_normalising(net: nn.Module) -> dict[str, nn.Module]:
+    """The layers of ``net`` that normalise by their own input's statistics, by name: instance norms
+    without running statistics, and batch norms in training mode (or without running statistics)."""
+    found = {}
+    for name, m in net.named_modules():
+        if isinstance(m, nn.InstanceNorm2d) and not (m.track_running_stats and not m.training):
+            found[name] = m
+        elif isinstance(m, nn.BatchNorm2d) and (m.training or not m.track_running_stats):
+            found[name] = m
+    return found
+
+
+def _moments(x: torch.Tensor, batch_norm: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance of an N x C x H x W tensor in float32 (over H, W and, for
+    batch norm, N; instance norm takes the first image's), a few channels at a time so the float32
+    copy stays small."""
+    x = x if batch_norm else x[:1]
+    means, variances = [], []
+    for chunk in x.split(16, dim=1):
+        var, mean = torch.var_mean(chunk.float(), dim=(0, 2, 3), unbiased=False)
+        means.append(mean)
+        variances.append(var)
+    return torch.cat(means), torch.cat(variances)
+
+
+@contextlib.contextmanager
+def record_norm_stats(net: nn.Module) -> Iterator[NormStats]:
+    """Within the block, every forward pass of ``net`` records the per-channel mean and variance of
+    each :func:`self_normalising` layer's input into the dict yielded (float32, on the CPU; the
+    last pass wins). For instance norm the first image of a batch counts."""
+    stats: NormStats = {}
+    handles = []
+    for name, m in self_normalising(net).items():
+        def hook(module, inputs, name=name):
+            mean, var = _moments(inputs[0], isinstance(module, nn.BatchNorm2d))
+            stats[name] = (mean.cpu(), var.cpu())
+        handles.append(m.register_forward_pre_hook(hook))
+    try:
+        yield stats
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _fixed_forward(m: nn.Module, scale: torch.Tensor, shift: torch.Tensor):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+    return forward
+
+
+@contextlib.contextmanager
+def fixed_norm_stats(net: nn.Module, stats: NormStats) -> Iterator[None]:
+    """Within the block, each :func:`self_normalising` layer of ``net`` normalises with the mean and
+    variance in ``stats`` (from :func:`record_norm_stats`) instead of its input's:
+    ``(x - mean) / sqrt(var + eps) * weight + bias``, per channel, in the input's dtype. The layers
+    are restored on exit. Raises ``KeyError`` naming a layer that ``stats`` lacks."""
+    layers = self_normalising(net)
+    missing = sorted(set(layers) - set(stats))
+    if missing:
+        raise KeyError(f"no statistics for the layer(s) {', '.join(missing)}")
+    patched = []
+    try:
+        for name, m in layers.items():
+            mean, var = stats[name]
+            scale = torch.rsqrt(var.double() + m.eps)
+            shift = -mean.double() * scale
+            if m.affine:
+                scale, shift = scale * m.weight.double().cpu(), shift * m.weight.double().cpu() + m.bias.double().cpu()
+            device = next((p.device for p in m.parameters()), None) or next(
+                (p.device for p in net.parameters()), torch.device("cpu"))
+            scale, shift = (t.float().to(device).view(1, -1, 1, 1) for t in (scale, shift))
+            m.forward = _fixed_forward(m, scale, shift)
+            patched.append(m)
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+
+
