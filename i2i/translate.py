@@ -156,7 +156,7 @@ def _resolved(path: Path) -> Path:
 
 @dataclass
 class Tiling:
-    """``--tile``, ``--overlap`` and ``--max-memory`` (see :func:`i2i.tiling.plan_tiles`)."""
+    """``--tile``, ``--overlap``, ``--max-memory`` and ``--exact-stats`` (see :func:`i2i.tiling.plan_tiles`)."""
 
     tile: int | None = None  # None: auto
     overlap: int = DEFAULT_OVERLAP

@@ -15,6 +15,7 @@ on them), in a child process: its peak RSS, pixels per second, and the whole-ima
 per second on a 2048 x 1536 image in the same kind of child, as a ratio.
 
     python tools/bench_tiles.py --part accuracy --in-model RUN_OR_PTH --bn-model RUN_OR_PTH
+    python tools/bench_tiles.py --part accuracy ... --image-size 1024x768 --tile 384 --exact
     python tools/bench_tiles.py --part memory --size 12000x9000 --max-memory 2G
 
 Prints a table; every figure is one run (the network is deterministic). Needs
@@ -123,9 +124,10 @@ def accuracy(args) -> None:
     for label, model, folder, tile in (("instance norm: " + Path(args.in_model).name, args.in_model, "horse2zebra/testA", 1024),
                                        ("batch norm: " + Path(args.bn_model).name, args.bn_model, "facades/test", 0)):
         t = load_translator(model, args.bn_direction if "batch" in label else None, runtime=runtime)
-        tile = tile or tiling.min_tile(t)
+        tile = args.tile if args.tile and "batch" not in label else tile or tiling.min_tile(t)
         plan = tiling.TilePlan(tile, args.overlap, None, t.multiple, tiling.min_tile(t))
-        for name, img in (("collage", collage(folder)), ("enlarged", enlarged(folder))):
+        size = tuple(int(v) for v in args.image_size.lower().split("x"))
+        for name, img in (("collage", collage(folder, size)), ("enlarged", enlarged(folder, size))):
             x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1
             start = time.perf_counter()
             whole = t(x[None])[0]
@@ -134,20 +136,24 @@ def accuracy(args) -> None:
             kinds = [("whole image", None)]
             if self_normalising(t.net):
                 kinds += [("thumbnail 1/2", x.shape[1] * x.shape[2] // 4), ("thumbnail 1/4", x.shape[1] * x.shape[2] // 16)]
+                kinds += [("exact streaming", "exact")] if args.exact else []
             for kind, pixels in kinds:
                 start = time.perf_counter()
-                stats = tiling.thumbnail_stats(t, src, pixels)
+                if pixels == "exact":
+                    stats = tiling.exact_stats(t, src, plan)
+                else:
+                    stats = tiling.thumbnail_stats(t, src, pixels)
                 y = torch.cat([r for _, r in tiling.tiled_rows(t, src, plan, stats=stats)], 1)
                 took = time.perf_counter() - start
                 print(f"{label:<34} {name:<9} {tile:>5} {kind:<14} {psnr(y, whole):8.2f} {seam_score(y, plan):6.3f} {took:6.1f}")
+                if args.save and kind == "whole image":
+                    from i2i.data.codecs import tensor_to_image
+
+                    tensor_to_image(y).save(Path(args.save) / f"{Path(model).stem}_{name}_tiled.jpg", quality=95)
             if self_normalising(t.net):
                 y = naive(t, x, plan)
                 print(f"{label:<34} {name:<9} {tile:>5} {'naive per tile':<14} {psnr(y, whole):8.2f} {seam_score(y, plan):6.3f}")
             print(f"{label:<34} {name:<9} {'':>5} {'(whole output seam score at the same lines)':<14} {seam_score(whole, plan):.3f}")
-            if args.save and name == "enlarged":
-                from i2i.data.codecs import tensor_to_image
-
-                tensor_to_image(y).save(Path(args.save) / f"{Path(model).stem}_{name}.jpg")
 
 
 def child(cmd: list[str]) -> tuple[float, float]:
@@ -202,7 +208,10 @@ def main() -> None:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--size", default="12000x9000")
     p.add_argument("--max-memory", default=None)
-    p.add_argument("--save", default=None, help="folder for the enlarged photo's tiled output")
+    p.add_argument("--save", default=None, help="folder for the tiled outputs (whole-image statistics)")
+    p.add_argument("--image-size", default="2048x1536", help="the accuracy part's image size")
+    p.add_argument("--tile", type=int, default=None, help="the instance-norm generator's tile [default: 1024]")
+    p.add_argument("--exact", action="store_true", help="also exact streaming statistics (about ten times the work)")
     args = p.parse_args()
     accuracy(args) if args.part == "accuracy" else memory(args)
 
