@@ -52,7 +52,7 @@ class Model:
     """
 
     def __init__(self, source: str | Path | None, direction: str | None, runtime, checkpoints_dir: str | Path,
-                 max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int = 64,
+                 max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int | None = None,
                  max_memory: int | str | None = None, exact_stats: bool = False):
         if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
                                        or max_pixels < 1):
@@ -61,9 +61,10 @@ class Model:
         self.source, self.runtime, self.checkpoints_dir = source, runtime, checkpoints_dir
         from .tiling import parse_memory, parse_tile
 
-        if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or overlap < 0:
-            raise UsageError(f"overlap={overlap!r}: give 0 or more pixels")
-        self.tile, self.overlap = parse_tile(tile), int(overlap)
+        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral)
+                                    or overlap < 0):
+            raise UsageError(f"overlap={overlap!r}: give 0 or more pixels, or None")
+        self.tile, self.overlap = parse_tile(tile), None if overlap is None else int(overlap)
         self.max_memory = None if max_memory is None else parse_memory(max_memory)
         self.exact_stats = bool(exact_stats)
         first = load_translator(source, direction, checkpoints_dir, runtime)
@@ -165,7 +166,7 @@ class Model:
 
 def load(model: str | Path | None = None, direction: str | None = None, device: str = "auto",
          precision: str = "auto", threads: int | None = None, checkpoints_dir: str | Path = "checkpoints",
-         max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int = 64,
+         max_pixels: int | None = None, tile: int | str | None = "auto", overlap: int | None = None,
          max_memory: int | str | None = None, exact_stats: bool = False) -> Model:
     """Load a run folder, a .safetensors file or a reference .pth generator (None: the newest run).
 
@@ -179,7 +180,8 @@ def load(model: str | Path | None = None, direction: str | None = None, device: 
     runtime = resolve(device, precision, threads if threads is not None else torch.get_num_threads())
     m = Model(model, direction, runtime, checkpoints_dir, max_pixels, tile, overlap, max_memory, exact_stats)
     if m.tile is not None:
-        from .tiling import check_tiling
+        from .tiling import check_tiling, default_overlap
 
-        check_tiling(m.translator(), m.tile, m.overlap)
+        t = m.translator()
+        check_tiling(t, m.tile, default_overlap(t, m.tile) if m.overlap is None else m.overlap)
     return m

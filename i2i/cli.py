@@ -260,8 +260,8 @@ def translate(
     compile: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
     shard: Optional[str] = typer.Option(None, help="I/N: convert only shard I (0 to N-1) of N, chosen by file name, so N machines given the same folders share the work. [default: under torchrun, one shard per process]"),
     tile: str = typer.Option("auto", help="Translate images larger than this many pixels a side in overlapping tiles, read and written by regions, in bounded memory; auto tiles only images that would not fit --max-memory whole (tiles of 1024 where memory allows)."),
-    overlap: int = typer.Option(64, help="Pixels by which neighbouring tiles overlap; they are blended across it (at most half the tile)."),
-    max_memory: Optional[str] = typer.Option(None, help="Memory for one image's translation, such as 4G: larger images are tiled under --tile auto. [default: a quarter of the machine's memory; on a GPU half its free memory]", show_default=False),
+    overlap: Optional[int] = typer.Option(None, help="Pixels by which neighbouring tiles overlap; they are blended across it (at most half the tile). [default: 64, or half a smaller tile]", show_default=False),
+    max_memory: Optional[str] = typer.Option(None, help="Memory for the network's work on one image, such as 4G (the process needs about 0.5-1G more for itself): larger images are tiled under --tile auto. [default: a quarter of the machine's memory; on a GPU half its free memory]", show_default=False),
     exact_stats: bool = typer.Option(False, "--exact-stats", help="For instance-norm generators, measure a tiled image's whole-image statistics exactly, a tile at a time (about ten times the work), where it is too large for one pass; without it they are estimated on the largest thumbnail --max-memory holds."),
 ):
     """Translate images with a trained generator, keeping names, formats and sizes; huge images are
@@ -275,7 +275,7 @@ def translate(
 
     tiling = Tiling(parse_tile(tile), overlap, parse_memory(max_memory) if max_memory is not None else None,
                     exact_stats)
-    if overlap < 0:
+    if overlap is not None and overlap < 0:
         raise UsageError(f"--overlap {overlap}: give 0 or more pixels")
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")

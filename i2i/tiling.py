@@ -63,9 +63,12 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 def parse_memory(text: str) -> int:
     """``"2G"``, ``"512MB"``, ``"1.5GiB"`` or a plain number of bytes -> bytes (powers of 1024)."""
     m = _SIZE.match(str(text))
-    if not m or float(m.group(1)) <= 0:
+    if not m:
         raise UsageError(f"--max-memory {text!r}: give a size such as 2G, 512M or 1.5GB")
-    return int(float(m.group(1)) * 1024 ** "_kmgt".index((m.group(2) or "_").lower()))
+    n = int(float(m.group(1)) * 1024 ** "_kmgt".index((m.group(2) or "_").lower()))
+    if n < 1024**2:
+        raise UsageError(f"--max-memory {text!r} is less than 1M; give a size such as 2G, 512M or 1.5GB")
+    return n
 
 
 def parse_tile(text: str | int | None) -> int | None:
@@ -77,7 +80,7 @@ def parse_tile(text: str | int | None) -> int | None:
     except ValueError:
         raise UsageError(f"--tile {text!r}: give auto or a tile side in pixels, such as 1024") from None
     if n < 1:
-        raise UsageError(f"--tile {n}: give auto or a tile side of at least 1 pixel")
+        raise UsageError(f"--tile {n}: give auto or a tile side in pixels, such as 1024")
     return n
 
 
@@ -201,8 +204,9 @@ class TilePlan:
         if size >= length:
             return length, [0]
         units, step = (length - size) // m, max(1, (size - self.overlap) // m)  # in multiples of m
-        gaps = -(-units // step)
-        return size, [(i * units // gaps) * m for i in range(gaps + 1)]
+        gaps = max(1, -(-units // step))
+        starts = [(i * units // gaps) * m for i in range(gaps + 1)]
+        return size, sorted(set(starts) | {length - size})  # the last ends at the end (a side not a multiple)
 
     def starts(self, length: int) -> list[int]:
         return self.axis(length)[1]
@@ -218,6 +222,11 @@ def min_tile(translator: "Translator") -> int:
     m = translator.multiple
     need = max(translator.min_size, receptive_field(translator.net), m)
     return -(-need // m) * m
+
+
+def default_overlap(translator: "Translator", tile: int) -> int:
+    """The overlap when none is given: :data:`DEFAULT_OVERLAP`, or as much as a small tile allows."""
+    return max(0, min(DEFAULT_OVERLAP, tile // 2, tile - translator.multiple))
 
 
 def check_tiling(translator: "Translator", tile: int, overlap: int) -> None:
@@ -244,7 +253,7 @@ def check_tiling(translator: "Translator", tile: int, overlap: int) -> None:
                          f"leaving a step of {m}); give --overlap {min(tile // 2, tile - m)} or less")
 
 
-def plan_tiles(translator: "Translator", width: int, height: int, tile: int | None, overlap: int,
+def plan_tiles(translator: "Translator", width: int, height: int, tile: int | None, overlap: int | None,
                max_memory: int | None = None, exact_stats: bool = False) -> TilePlan | None:
     """The one decision of whether and how to tile an image of ``width`` x ``height``: None to
     translate it whole (as ever), else a :class:`TilePlan`.
@@ -266,11 +275,12 @@ def plan_tiles(translator: "Translator", width: int, height: int, tile: int | No
             return None
         fits = int(math.sqrt(budget / bpp)) // m * m
         tile = max(min(AUTO_TILE, fits), min_tile(translator))
-        overlap = min(overlap, tile // 2)
+        overlap = default_overlap(translator, tile) if overlap is None else min(overlap, tile // 2, tile - m)
         if tile * tile * bpp > budget:
-            log.warning("tiles of %d pixels (the smallest this generator takes) need about %.1f GB, over "
-                        "--max-memory", tile, tile * tile * bpp / 1e9)
+            log.warning("tiles of %d pixels (the smallest this generator takes) need about %.0f MB, over "
+                        "--max-memory %.0f MB", tile, tile * tile * bpp / 2**20, budget / 2**20)
     else:
+        overlap = default_overlap(translator, tile) if overlap is None else overlap
         check_tiling(translator, tile, overlap)
     if height <= tile and width <= tile:
         return None
@@ -329,9 +339,9 @@ def thumbnail_stats(translator: "Translator", source: RegionSource, pixels: int 
     scale = 1.0 if pixels is None else min(1.0, math.sqrt(pixels / (source.height * source.width)))
     h, w = max(1, int(source.height * scale)), max(1, int(source.width * scale))
     if scale < 1:
-        log.info("whole-image statistics estimated on a %dx%d thumbnail of the %dx%d image (--max-memory allows "
-                 "no more; --exact-stats measures them exactly, at about ten times the work)",
-                 w, h, source.width, source.height)
+        log.info("whole-image statistics estimated on a %dx%d thumbnail of the %dx%d image, which is too large "
+                 "for one statistics pass within --max-memory (--exact-stats measures them exactly, at about "
+                 "ten times the work)", w, h, source.width, source.height)
     thumb = source.thumbnail(w, h)
     with record_norm_stats(translator.net) as stats:
         translator(thumb[None])
@@ -359,6 +369,7 @@ def tiled_rows(translator: "Translator", source: RegionSource, plan: TilePlan,
     source = PaddedSource(source, translator)
     H, W = source.height, source.width
     (th, ys), (tw, xs) = plan.axis(H), plan.axis(W)
+    log.info("%dx%d in %d tiles of %dx%d pixels", image.width, image.height, len(ys) * len(xs), tw, th)
     wys, wxs = ramps(ys, th, H), ramps(xs, tw, W)
     sum_y, sum_x = weight_sum(ys, wys, H), weight_sum(xs, wxs, W)
     fixed = fixed_norm_stats(translator.net, stats) if stats else contextlib.nullcontext()

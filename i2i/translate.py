@@ -26,7 +26,7 @@ from PIL import Image
 from .data.codecs import input_half, prepare_image, tensor_to_image, tensor_to_uint16
 from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, upright_size
 from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, first_line, os_error_message
-from .tiling import DEFAULT_OVERLAP, TilePlan, plan_tiles
+from .tiling import TilePlan, plan_tiles
 from .translator import Translator
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class Tiling:
     """``--tile``, ``--overlap``, ``--max-memory`` and ``--exact-stats`` (see :func:`i2i.tiling.plan_tiles`)."""
 
     tile: int | None = None  # None: auto
-    overlap: int = DEFAULT_OVERLAP
+    overlap: int | None = None  # None: DEFAULT_OVERLAP, or less for a small tile
     max_memory: int | None = None
     exact_stats: bool = False
 
@@ -221,8 +221,7 @@ def _translate_tiled(translator: Translator, job: Job, plan: TilePlan, ab: bool,
 
     half = None if not ab else "B" if translator.direction == "BtoA" else "A"
     source = open_source(job.src, translator.in_channels, half)
-    log.info("%s: %dx%d in %d tiles of %d pixels (overlap %d)", job.src, source.width, source.height,
-             plan.count(source.height, source.width), plan.tile, plan.overlap)
+    log.info("%s: translating in tiles", job.src)
     rows = tiled_rows(translator, source, plan, progress)
     write_rows(job.dst, rows, source.height, source.width, deep=source.deep, alpha=source.alpha_at)
 
@@ -262,9 +261,10 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     if size is not None and tiling.tile is not None:
         raise UsageError(f"--size {size} resizes every image, so there is nothing to tile; drop --tile or --size")
     if tiling.tile is not None:
-        from .tiling import check_tiling
+        from .tiling import check_tiling, default_overlap
 
-        check_tiling(translator, tiling.tile, tiling.overlap)
+        check_tiling(translator, tiling.tile,
+                     default_overlap(translator, tiling.tile) if tiling.overlap is None else tiling.overlap)
     if size is None:
         from .tiling import bytes_per_pixel
 

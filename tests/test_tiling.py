@@ -61,9 +61,12 @@ def model_file(tmp_path_factory):
 def test_tiles_cover_every_side_in_phase_with_the_overlap(length, tile, overlap, multiple, smallest):
     tile = -(-max(tile, smallest) // multiple) * multiple
     overlap = min(overlap, tile // 2, tile - multiple)
-    length = -(-length // multiple) * multiple  # the padded side the tiles cut
+    padded = -(-length // multiple) * multiple  # the padded side the tiles cut
     plan = tiling.TilePlan(tile, overlap, None, multiple, smallest)
-    size, starts = plan.axis(length)
+    size, starts = plan.axis(length)  # any side (a log line asks of the unpadded one) has a plan
+    assert starts[0] == 0 and starts[-1] + size == length and size <= max(tile, length)
+    size, starts = plan.axis(padded)
+    length = padded
     assert size <= tile or size == length
     assert size == length or size % multiple == 0
     assert starts[0] == 0 and starts[-1] + size == length
@@ -180,12 +183,12 @@ def test_auto_tiles_only_what_does_not_fit():
 
 
 @pytest.mark.parametrize("text,value", [("2G", 2 * 1024**3), ("512M", 512 * 1024**2), ("1.5GiB", int(1.5 * 1024**3)),
-                                        ("1000", 1000), ("3 gb", 3 * 1024**3)])
+                                        ("5000000", 5000000), ("3 gb", 3 * 1024**3)])
 def test_memory_sizes_parse(text, value):
     assert tiling.parse_memory(text) == value
 
 
-@pytest.mark.parametrize("text", ["lots", "-1G", "0", "2X", ""])
+@pytest.mark.parametrize("text", ["lots", "-1G", "0", "2X", "", "0.5", "1K", "0.0001K"])
 def test_bad_memory_sizes_are_refused(text):
     with pytest.raises(UsageError, match="--max-memory"):
         tiling.parse_memory(text)
@@ -285,6 +288,33 @@ def test_killed_mid_way_leaves_no_partial_output_and_a_rerun_finishes(model_file
     assert p.returncode == 0, err[-2000:]
     assert Image.open(out / "big.png").size == (1600, 1200)
     assert not list(out.glob(".*.tmp"))
+
+
+@settings(max_examples=15, deadline=None)
+@given(extra_h=st.integers(0, 9), extra_w=st.integers(-123, 9), tile_steps=st.integers(0, 2))
+def test_files_just_over_the_tile_translate(model_file, tmp_path_factory, extra_h, extra_w, tile_steps):
+    """Sides a few pixels over the smallest tile (they once divided by zero): translated, same size."""
+    t = TRANSLATORS[("instance", "fp32")]
+    tile = tiling.min_tile(t) + t.multiple * tile_steps
+    w, h = tile + extra_w, tile + 1 + extra_h
+    folder = tmp_path_factory.mktemp("edge")
+    random_image(w, h).save(folder / "a.png")
+    r = CliRunner().invoke(app, ["translate", str(folder / "a.png"), "--model", str(model_file), "--precision",
+                                 "fp32", "--out", str(folder / "out"), "--tile", str(tile)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(folder / "out" / "a.png").size == (w, h)
+
+
+def test_a_damaged_file_is_reported_as_damaged_when_tiled(model_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    random_image(700, 500).save(src / "bad.png")
+    data = bytearray((src / "bad.png").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the image data: the PNG still ends properly
+    (src / "bad.png").write_bytes(bytes(data))
+    r = CliRunner().invoke(app, ["translate", str(src), "--model", str(model_file), "--out", str(tmp_path / "o"),
+                                 "--tile", "256"])
+    assert r.exit_code == 1 and "bad.png" in r.output and "may be damaged" in r.output
 
 
 def test_python_api_tiles_like_the_cli(model_file):

@@ -100,7 +100,7 @@ class VipsSource:
 
     def _values(self, region) -> np.ndarray:
         """H x W x C array of a vips region: uint8 (8-bit images) or float32 in [0, 1] (deep)."""
-        arr = np.asarray(region.numpy())
+        arr = self._pixels(region)
         arr = arr[:, :, None] if arr.ndim == 2 else arr
         if self.deep:
             if np.issubdtype(arr.dtype, np.integer):
@@ -120,13 +120,18 @@ class VipsSource:
             return np.repeat(arr, 3, axis=2)
         return arr
 
+    def _pixels(self, region) -> np.ndarray:
+        """Decode ``region``; a decoder error part-way through the file is an :class:`ImageError`."""
+        try:
+            return np.asarray(region.numpy())
+        except Exception as e:  # noqa: BLE001  (libvips reports damage only here, when decoding)
+            raise ImageError(f"{self.path}: cannot decode the image; the file may be damaged or cut short "
+                             f"(libvips: {_vips_reason(e)}); remove or replace the file") from None
+
     def read(self, left: int, top: int, width: int, height: int) -> torch.Tensor:
         from .images import array_to_tensor
 
-        try:
-            return array_to_tensor(self._values(self.image.crop(left, top, width, height)))
-        except Exception as e:  # noqa: BLE001  (a decoder error part-way through the file)
-            raise ImageError(f"{self.path}: cannot decode the image ({_vips_reason(e)}); remove or replace the file") from None
+        return array_to_tensor(self._values(self.image.crop(left, top, width, height)))
 
     def thumbnail(self, width: int, height: int) -> torch.Tensor:
         from .images import array_to_tensor
@@ -138,13 +143,15 @@ class VipsSource:
     def alpha_at(self, top: int, height: int) -> np.ndarray | None:
         if not self.has_alpha:
             return None
-        arr = np.asarray(self.image.crop(0, top, self.width, height)[self.image.bands - 1].numpy())
+        arr = self._pixels(self.image.crop(0, top, self.width, height)[self.image.bands - 1])
         return arr if arr.dtype == np.uint8 else (arr.astype(np.uint32) >> 8).astype(np.uint8)
 
 
 def _vips_reason(e: BaseException) -> str:
-    text = str(getattr(e, "detail", "") or e).strip().splitlines()
-    return (text[-1] if text else type(e).__name__).strip()
+    """libvips' own reason: the first line of its error log (the last is often a generic
+    "unable to write to memory" from the end of the pipeline)."""
+    lines = [line.strip() for line in str(getattr(e, "detail", "") or e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 def open_source(path: str | Path, channels: int, half: str | None = None):
@@ -254,7 +261,10 @@ def write_rows(dst: str | Path, rows: Iterable[tuple[int, torch.Tensor]], height
         try:
             _write_tiff(staging, blocks(), height, width, channels, dtype)
             image = pyvips.Image.new_from_file(staging, access="sequential")
+            # as Pillow writes them on the whole-image path: quality 95, JPEG chroma at 4:2:0, no metadata
             options = {"Q": 95} if suffix in (".jpg", ".jpeg", ".webp") else {}
+            options.update({"subsample_mode": "on"} if suffix in (".jpg", ".jpeg") else {})
+            options["keep"] = "none"
             try:
                 getattr(image, VIPS_SAVERS[suffix])(tmp, **options)
             except pyvips.Error as e:
