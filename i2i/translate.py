@@ -24,14 +24,13 @@ import torch
 from PIL import Image
 
 from .data.codecs import input_half, prepare_image, tensor_to_image, tensor_to_uint16
-from .data.images import IMAGE_EXTENSIONS, DEEP_FORMATS, list_images, open_image, save_image, save_image16, upright_size
+from .data.images import (ALPHA_FORMATS, DEEP_FORMATS, IMAGE_EXTENSIONS, list_images, open_image, save_image,
+                          save_image16, upright_size)
 from .errors import FATAL_WRITE_ERRNOS, I2IError, ImageError, UsageError, first_line, os_error_message
 from .tiling import TilePlan, plan_tiles
 from .translator import Translator
 
 log = logging.getLogger(__name__)
-
-ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
 
 
 # --- files ---------------------------------------------------------------------------------------

@@ -313,6 +313,7 @@ def scan_images(paths: list[Path], where: str, strict: bool = False) -> list[Pat
 DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # integer grayscale deeper than 8 bits
 FLOAT_MODES = ("F",)  # 32-bit float grayscale (float TIFFs)
 DEEP_FORMATS = {".png", ".tif", ".tiff"}  # outputs that can hold 16 bits per channel
+ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}  # outputs that keep an input's alpha channel
 
 
 def is_deep(img: Image.Image) -> bool:

@@ -32,21 +32,18 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ImageError
-from ..io import atomic_write
-from .images import DEEP_FORMATS, check_pixels, open_image, pixel_limit
+from ..io import _owner, atomic_write
+from .images import ALPHA_FORMATS, DEEP_FORMATS, check_pixels, open_image, pixel_limit
 
 log = logging.getLogger(__name__)
 
 TIFF_TILE = 256
-ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
 VIPS_SAVERS = {".jpg": "jpegsave", ".jpeg": "jpegsave", ".png": "pngsave", ".webp": "webpsave",
                ".tif": None, ".tiff": None}  # None: written by tifffile directly
 
 
 class TensorSource:
     """A C x H x W tensor in [-1, 1] held in memory, read by regions."""
-
-    alpha_rows = None
 
     def __init__(self, x: torch.Tensor, alpha: np.ndarray | None = None, deep: bool = False):
         self.x = x
@@ -273,10 +270,4 @@ def write_rows(dst: str | Path, rows: Iterable[tuple[int, torch.Tensor]], height
             Path(staging).unlink(missing_ok=True)
 
     return atomic_write(dst, convert)
-
-
-def _owner() -> str:
-    from ..io import _owner as owner
-
-    return owner()
 
