@@ -275,8 +275,6 @@ def translate(
 
     tiling = Tiling(parse_tile(tile), overlap, parse_memory(max_memory) if max_memory is not None else None,
                     exact_stats)
-    if overlap is not None and overlap < 0:
-        raise UsageError(f"--overlap {overlap}: give 0 or more pixels")
     if direction not in (None, "AtoB", "BtoA"):
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
     if batch_size is not None and batch_size < 1:

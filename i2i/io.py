@@ -52,9 +52,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_once(path.parent)
-    name = path.name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "surrogateescape")  # 100 bytes
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.i2i-{_owner()}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         write(tmp)
         # mkstemp makes 0600; give the file the usual permissions (after writing: some writers, such
@@ -67,6 +65,16 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def temp_beside(path: Path) -> str:
+    """A new empty file beside ``path`` named ``.NAME.i2i-OWNER-PID-XXXX.tmp`` (NAME cut to 100
+    bytes), the name :func:`remove_stale_temps` clears once this process is gone. The caller
+    removes it."""
+    name = path.name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "surrogateescape")
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.i2i-{_owner()}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return tmp
 
 
 _cleaned: set[str] = set()

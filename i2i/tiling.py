@@ -29,6 +29,7 @@ at 91% of the whole-image path's pixels per second.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -92,6 +93,7 @@ def parse_tile(text: str | int | None) -> int | None:
     return n
 
 
+@functools.lru_cache(maxsize=1)
 def machine_memory() -> int:
     """Bytes of memory this process may use: the machine's RAM, or its cgroup's limit if lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -231,14 +233,19 @@ def default_overlap(translator: "Translator", tile: int) -> int:
     return max(0, min(DEFAULT_OVERLAP, tile // 2, tile - translator.multiple))
 
 
+def check_overlap(overlap: int | None) -> None:
+    """Refuse a negative ``--overlap`` (None, the default, is fine)."""
+    if overlap is not None and overlap < 0:
+        raise UsageError(f"--overlap {overlap}: give 0 or more pixels")
+
+
 def check_tiling(translator: "Translator", tile: int, overlap: int) -> None:
     """Refuse a tile or overlap that cannot work with this generator: a :class:`UsageError` naming
     the smallest tile (for the overlap given) or the largest overlap (for the tile given) that
     would. A tile must be a multiple of the generator's multiple and at least :func:`min_tile`; the
     overlap at most half the tile, and leave a step of one multiple."""
     m = translator.multiple
-    if overlap < 0:
-        raise UsageError(f"--overlap {overlap}: give 0 or more pixels")
+    check_overlap(overlap)
 
     def up(n: int) -> int:
         return -(-n // m) * m
@@ -270,7 +277,7 @@ def plan_tiles(translator: "Translator", width: int, height: int, tile: int | No
     """
     budget = max_memory or default_max_memory(translator.device)
     m = translator.multiple
-    padded = (-(-max(height, translator.min_size) // m) * m) * (-(-max(width, translator.min_size) // m) * m)
+    padded = translator.padded_side(height) * translator.padded_side(width)
     bpp = bytes_per_pixel(translator)
     if tile is None:
         if padded * bpp <= budget:
@@ -434,7 +441,7 @@ def exact_stats(translator: "Translator", source: RegionSource, plan: TilePlan,
     whole image's to the accuracy of tiling itself (``tools/bench_tiles.py``)."""
     import torch
 
-    from .nets.norm_stats import fixed_norm_stats, self_normalising
+    from .nets.norm_stats import channel_sums, fixed_norm_stats, moments, self_normalising
 
     layers = self_normalising(translator.net)
     if not layers:
@@ -455,19 +462,14 @@ def exact_stats(translator: "Translator", source: RegionSource, plan: TilePlan,
     found: dict = {}
     total, done = len(order) * len(ys) * len(xs), 0
     for name in order:
-        sums = torch.zeros(3, layers[name].num_features, dtype=torch.float64)  # count, sum, sum of squares
+        sums = torch.zeros(3, layers[name].num_features, dtype=torch.float64)
         box = {}
 
         def hook(module, inputs):
             x = inputs[0]
             fy, fx = x.shape[2] / th, x.shape[3] / tw
             (a, b), (c, d) = box["y"], box["x"]
-            part = x[:1, :, round(a * fy): round(b * fy), round(c * fx): round(d * fx)]
-            sums[0] += part.shape[2] * part.shape[3]
-            for c0, chunk in zip(range(0, x.shape[1], 16), part.split(16, dim=1)):
-                chunk = chunk.double()
-                sums[1, c0: c0 + chunk.shape[1]] += chunk.sum(dim=(0, 2, 3)).cpu()
-                sums[2, c0: c0 + chunk.shape[1]] += (chunk * chunk).sum(dim=(0, 2, 3)).cpu()
+            sums.add_(channel_sums(x[:1, :, round(a * fy): round(b * fy), round(c * fx): round(d * fx)]))
             raise _Reached
 
         handle = layers[name].register_forward_pre_hook(hook)
@@ -485,8 +487,7 @@ def exact_stats(translator: "Translator", source: RegionSource, plan: TilePlan,
                             progress(done, total)
         finally:
             handle.remove()
-        mean = sums[1] / sums[0]
-        found[name] = (mean.float(), (sums[2] / sums[0] - mean * mean).clamp_min(0).float())
+        found[name] = moments(sums)
     return found
 
 
@@ -496,10 +497,8 @@ class PaddedSource:
     coordinates: tiles of the padded image translate as the padded whole image does."""
 
     def __init__(self, source: RegionSource, translator: "Translator"):
-        m, least = translator.multiple, translator.min_size
         self.source = source
-        self.height = -(-max(source.height, least) // m) * m
-        self.width = -(-max(source.width, least) // m) * m
+        self.height, self.width = translator.padded_side(source.height), translator.padded_side(source.width)
         self.top, self.left = (self.height - source.height) // 2, (self.width - source.width) // 2
 
     def read(self, left: int, top: int, width: int, height: int) -> "torch.Tensor":

@@ -257,6 +257,9 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
     tiling = Tiling() if tiling is None else tiling
+    from .tiling import check_overlap
+
+    check_overlap(tiling.overlap)
     if size is not None and tiling.tile is not None:
         raise UsageError(f"--size {size} resizes every image, so there is nothing to tile; drop --tile or --size")
     if tiling.tile is not None:
@@ -301,25 +304,35 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
     writes: deque[tuple[Job, Future]] = deque()
     queue = iter(todo)
 
-    def finish_writes(keep: int):
+    def advance():
         nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    def settle(job: Job, work: Callable[[], object], where: Path) -> None:
+        """Run ``work()``, the last step of one job (its write, or its whole tiled translation), and
+        count the job: written, or reported under ``where`` and skipped. A full disk or an
+        unwritable folder stops the command, since every later write would fail the same way."""
+        try:
+            work()
+            summary.written += 1
+        except OSError as e:
+            if e.errno in FATAL_WRITE_ERRNOS:
+                raise I2IError(f"{job.dst}: {os_error_message(e)} ({summary.written} image(s) were "
+                               "written; rerun the same command to continue)") from None
+            summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
+        except ImageError as e:
+            summary.failed.append((where, str(e)))
+        except Exception as e:  # noqa: BLE001  (an encoder's or one tiled image's error is its alone)
+            log.debug("%s failed", where, exc_info=True)
+            summary.failed.append((where, f"{where}: {_reason(e)}"))
+        advance()
+
+    def finish_writes(keep: int):
         while writes and (len(writes) > keep or writes[0][1].done()):
             job, fut = writes.popleft()
-            try:
-                fut.result()
-                summary.written += 1
-            except OSError as e:
-                if e.errno in FATAL_WRITE_ERRNOS:  # every later write would fail the same way
-                    raise I2IError(f"{job.dst}: {os_error_message(e)} ({summary.written} image(s) were "
-                                   "written; rerun the same command to continue)") from None
-                summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
-            except ImageError as e:
-                summary.failed.append((job.dst, str(e)))
-            except Exception as e:  # noqa: BLE001  (an encoder error is this output's alone)
-                summary.failed.append((job.dst, f"{job.dst}: {_reason(e)}"))
-            done += 1
-            if progress:
-                progress(done, total)
+            settle(job, fut.result, job.dst)
 
     def run_network(items):
         """Outputs for ``items``; a batch that fails is retried one image at a time, and an image that
@@ -337,13 +350,10 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
             yield None
 
     def flush():
-        nonlocal done
         if pending:
             for (job, _, alpha, deep), y in zip(pending, list(run_network(pending))):
                 if y is None:
-                    done += 1
-                    if progress:
-                        progress(done, total)
+                    advance()
                     continue
                 writes.append((job, pool.submit(_write, y, alpha, deep, job.dst)))
             pending.clear()
@@ -360,40 +370,16 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
                                                translator, tiling)))
             try:
                 got = fut.result()
-                if isinstance(got, Tiled):
-                    flush()
-                    finish_writes(keep=0)
-                    _translate_tiled(translator, job, got.plan, ab, tile_progress)
-                    summary.written += 1
-                    done += 1
-                    if progress:
-                        progress(done, total)
-                    continue
-                x, alpha, deep = got
-            except OSError as e:
-                if e.errno in FATAL_WRITE_ERRNOS:
-                    raise I2IError(f"{job.dst}: {os_error_message(e)} ({summary.written} image(s) were "
-                                   "written; rerun the same command to continue)") from None
-                summary.failed.append((job.dst, f"{job.dst}: {os_error_message(e)}"))
-                done += 1
-                if progress:
-                    progress(done, total)
-                continue
             except ImageError as e:
                 summary.failed.append((job.src, str(e)))
-                done += 1
-                if progress:
-                    progress(done, total)
+                advance()
                 continue
-            except I2IError:
-                raise
-            except Exception as e:  # noqa: BLE001  (a tiled image that fails, fails alone)
-                log.debug("translating %s failed", job.src, exc_info=True)
-                summary.failed.append((job.src, f"{job.src}: {_reason(e)}"))
-                done += 1
-                if progress:
-                    progress(done, total)
+            if isinstance(got, Tiled):
+                flush()
+                finish_writes(keep=0)
+                settle(job, lambda: _translate_tiled(translator, job, got.plan, ab, tile_progress), job.src)
                 continue
+            x, alpha, deep = got
             if pending and (pending[0][1].shape != x.shape or len(pending) >= batch_size):
                 flush()
             pending.append((job, x, alpha, deep))

@@ -45,6 +45,11 @@ class Translator:
         """The smallest height and width the generator takes (smaller images are padded up to it)."""
         return getattr(self.net, "min_size", self.multiple)
 
+    def padded_side(self, n: int) -> int:
+        """The side an image side of ``n`` pixels is reflect-padded to: the generator's multiple, at
+        least :attr:`min_size`."""
+        return -(-max(n, self.min_size) // self.multiple) * self.multiple
+
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Translate a B x C x H x W batch in [-1, 1] of any size (H, W >= 1); returns B x C' x H x W
@@ -58,8 +63,7 @@ class Translator:
         h, w = batch.shape[-2:]
         if h < 1 or w < 1:
             raise ImageError(f"an image of {w}x{h} pixels has nothing to translate")
-        m = self.multiple
-        th, tw = -(-max(h, self.min_size) // m) * m, -(-max(w, self.min_size) // m) * m
+        th, tw = self.padded_side(h), self.padded_side(w)
         top, left = (th - h) // 2, (tw - w) // 2
         x = pad_reflect(batch.to(self.device), left, tw - w - left, top, th - h - top)
         x = x.to(input_dtype(self.net))

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ImageError
-from ..io import _owner, atomic_write
+from ..io import atomic_write, temp_beside
 from .images import ALPHA_FORMATS, DEEP_FORMATS, check_pixels, open_image, pixel_limit
 
 log = logging.getLogger(__name__)
@@ -252,9 +250,7 @@ def write_rows(dst: str | Path, rows: Iterable[tuple[int, torch.Tensor]], height
     def convert(tmp: str) -> None:
         import pyvips
 
-        fd, staging = tempfile.mkstemp(prefix=f".{dst.name[:100]}.i2i-{_owner()}-{os.getpid()}-",
-                                       suffix=".tmp", dir=dst.parent)
-        os.close(fd)
+        staging = temp_beside(dst)
         try:
             _write_tiff(staging, blocks(), height, width, channels, dtype)
             image = pyvips.Image.new_from_file(staging, access="sequential")

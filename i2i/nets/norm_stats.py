@@ -36,17 +36,23 @@ def self_normalising(net: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
-def _moments(x: torch.Tensor, batch_norm: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and biased variance of an N x C x H x W tensor in float32 (over H, W and, for
-    batch norm, N; instance norm takes the first image's), a few channels at a time so the float32
-    copy stays small."""
-    x = x if batch_norm else x[:1]
-    means, variances = [], []
-    for chunk in x.split(16, dim=1):
-        var, mean = torch.var_mean(chunk.float(), dim=(0, 2, 3), unbiased=False)
-        means.append(mean)
-        variances.append(var)
-    return torch.cat(means), torch.cat(variances)
+def channel_sums(x: torch.Tensor) -> torch.Tensor:
+    """3 x C float64 on the CPU: the count of values per channel of an N x C x H x W tensor (over N,
+    H, W), their sum and the sum of their squares, a few channels at a time so the float64 copy stays
+    small. Sums of regions add up to the sums of their union (:func:`moments`)."""
+    out = torch.zeros(3, x.shape[1], dtype=torch.float64)
+    out[0] = x.shape[0] * x.shape[2] * x.shape[3]
+    for c0, chunk in zip(range(0, x.shape[1], 16), x.split(16, dim=1)):
+        chunk = chunk.double()
+        out[1, c0: c0 + chunk.shape[1]] = chunk.sum(dim=(0, 2, 3)).cpu()
+        out[2, c0: c0 + chunk.shape[1]] = (chunk * chunk).sum(dim=(0, 2, 3)).cpu()
+    return out
+
+
+def moments(sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance (float32) from :func:`channel_sums`."""
+    mean = sums[1] / sums[0]
+    return mean.float(), (sums[2] / sums[0] - mean * mean).clamp_min(0).float()
 
 
 @contextlib.contextmanager
@@ -58,8 +64,8 @@ def record_norm_stats(net: nn.Module) -> Iterator[NormStats]:
     handles = []
     for name, m in self_normalising(net).items():
         def hook(module, inputs, name=name):
-            mean, var = _moments(inputs[0], isinstance(module, nn.BatchNorm2d))
-            stats[name] = (mean.cpu(), var.cpu())
+            x = inputs[0] if isinstance(module, nn.BatchNorm2d) else inputs[0][:1]  # instance norm: the first image's
+            stats[name] = moments(channel_sums(x))
         handles.append(m.register_forward_pre_hook(hook))
     try:
         yield stats
