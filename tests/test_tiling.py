@@ -317,6 +317,25 @@ def test_a_damaged_file_is_reported_as_damaged_when_tiled(model_file, tmp_path):
     assert r.exit_code == 1 and "bad.png" in r.output and "may be damaged" in r.output
 
 
+def test_the_logged_advice_exact_stats_runs_and_beats_the_thumbnail(model_file, tmp_path):
+    """Under a budget too small for one statistics pass, the log advises --exact-stats; run with it,
+    the output is closer to the whole image's than with the thumbnail's estimate."""
+    src = tmp_path / "in"
+    src.mkdir()
+    img = Image.fromarray(np.repeat(np.repeat(np.asarray(random_image(250, 200, seed=4)), 4, 0), 4, 1))
+    img.save(src / "big.png")
+    runner = CliRunner()
+    base = ["translate", str(src), "--model", str(model_file), "--precision", "fp32", "--tile", "504",
+            "--overlap", "252"]
+    assert runner.invoke(app, base + ["--out", str(tmp_path / "whole"), "--max-memory", "8G", "--tile", "auto"]).exit_code == 0
+    r = runner.invoke(app, base + ["--out", str(tmp_path / "thumb"), "--max-memory", "1M"])
+    assert r.exit_code == 0 and "--exact-stats" in r.output
+    assert runner.invoke(app, base + ["--out", str(tmp_path / "exact"), "--max-memory", "1M", "--exact-stats"]).exit_code == 0
+    whole, thumb, exact = (np.asarray(Image.open(tmp_path / d / "big.png")).astype(float) for d in ("whole", "thumb", "exact"))
+    assert np.abs(exact - whole).mean() < np.abs(thumb - whole).mean()
+    assert np.abs(exact - whole).max() <= 2
+
+
 def test_python_api_tiles_like_the_cli(model_file):
     from i2i import load
 

@@ -261,7 +261,8 @@ def write_rows(dst: str | Path, rows: Iterable[tuple[int, torch.Tensor]], height
             try:
                 getattr(image, VIPS_SAVERS[suffix])(tmp, **options)
             except pyvips.Error as e:
-                raise ImageError(f"{dst}: libvips cannot write it ({_vips_reason(e)}); write a .tif instead") from None
+                raise ImageError(f"{dst}: libvips cannot write it ({_vips_reason(e)}); check the space and permissions "
+                                 "of --out, then rerun the same command") from None
         finally:
             Path(staging).unlink(missing_ok=True)
 
