@@ -154,6 +154,10 @@ class Runtime:
             use_fast_layers(net, nnpack=self.nnpack and not training)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
+            if self.fast_layers:
+                from .nets.fast_layers import keep_gemm_weights_contiguous
+
+                keep_gemm_weights_contiguous(net)
         if self.bf16 and not training:
             net.to(torch.bfloat16)
         if self.compile:

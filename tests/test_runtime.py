@@ -11,7 +11,11 @@ import torch.nn.functional as F
 
 from i2i import nets
 from i2i.errors import UsageError
-from i2i.nets.fast_layers import FastInstanceNorm2d, NNPackConv2d, nnpack_available, use_fast_layers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from i2i.nets.fast_layers import (GEMM_MAX_POSITIONS, FastInstanceNorm2d, GemmConv2d, GemmConvTranspose2d,
+                                  NNPackConv2d, nnpack_available, use_fast_layers)
 from i2i.runtime import Runtime, busy_cpus, pick_threads, resolve
 
 CPU = torch.device("cpu")
@@ -64,6 +68,64 @@ def test_fast_layers_keep_the_state_dict_layout():
     assert list(G.state_dict()) == keys
     assert any(isinstance(m, FastInstanceNorm2d) for m in G.modules())
     G.load_state_dict(resnet().state_dict(), strict=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(transposed=st.booleans(), batch=st.integers(1, 3), channels=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+       kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), bias=st.booleans(), channels_last=st.booleans())
+def test_gemm_convolutions_are_the_same_function(transposed, batch, channels, kernel, stride, padding, size, extra,
+                                                 bias, channels_last):
+    """Any shape a Conv2d or ConvTranspose2d accepts, small enough for the matrix-product path (or not:
+    then the plain kernel runs): the same output and gradients as the plain layer, in fp64."""
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    cin, cout = channels
+    if transposed:
+        output_padding = tuple(min(e, s - 1) for e, s in zip(extra, stride))
+        plain = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding=output_padding, bias=bias)
+    else:
+        plain = nn.Conv2d(cin, cout, kernel, stride, padding, bias=bias)
+    plain = plain.double()
+    fast = use_fast_layers(copy.deepcopy(plain))
+    assert type(fast) is (GemmConvTranspose2d if transposed else GemmConv2d)
+    x = torch.randn(batch, cin, *size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    try:
+        want = plain(x.requires_grad_())
+    except RuntimeError:  # a shape the plain layer refuses (output smaller than 1 pixel)
+        return
+    got = fast(x)
+    assert got.shape == want.shape and (got - want).abs().max() < 1e-10
+    g = torch.randn_like(want)
+    grads = [torch.autograd.grad(y, [x, *layer.parameters()], g) for y, layer in ((want, plain), (got, fast))]
+    for a, b in zip(*grads):
+        assert (a - b).abs().max() < 1e-10
+
+
+def test_unet_bottleneck_takes_the_matrix_product_path_close_to_fp32():
+    """unet_256 at 256x256: the layers at 8x8 and below take the matrix-product path (counted), and a
+    bf16 training step's generator gradients stay close to fp32's."""
+    torch.manual_seed(0)
+    G = nets.create("unet_256", in_channels=3, out_channels=3, ngf=4, norm="batch", dropout=False)
+    fast = BF16.prepare(copy.deepcopy(G), training=True)
+    calls = []
+    for m in fast.modules():
+        if isinstance(m, (GemmConv2d, GemmConvTranspose2d)):
+            m.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0] * min(i[0].shape[2] * i[0].shape[3],
+                                                                                     o.shape[2] * o.shape[3])))
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    G(x).square().mean().backward()
+    with BF16.autocast():
+        out = fast(x.contiguous(memory_format=torch.channels_last))
+    out.float().square().mean().backward()
+    assert len(calls) == 16 and sum(c <= GEMM_MAX_POSITIONS for c in calls) == 8  # 4 down, 4 up at 8x8 and below
+    scale = max(p.grad.abs().max().item() for p in G.parameters())
+    worst = max((p.grad - q.grad.float()).abs().max().item() for p, q in zip(G.parameters(), fast.parameters()))
+    assert worst < 0.05 * scale
 
 
 @pytest.mark.skipif(not nnpack_available(), reason="this torch build has no NNPACK")
