@@ -1,19 +1,29 @@
-"""Speed benchmark: training steps and translation, at fp32 and at the fast (auto) setting.
+"""Speed against this machine's own limits: a roofline benchmark of training and translation.
 
-    python tools/bench.py             # the reference's defaults: 256x256, batch 1; about 5 minutes on 2 cores
-    python tools/bench.py --quick     # 128x128 and fewer runs: under two minutes
-    python tools/bench.py --only cycle --precision fp32 --runs 3
+    python tools/bench.py             # the reference's defaults: 256x256, batch 1; about 8 minutes on 2 cores
+    python tools/bench.py --quick     # 128x128, fewer rows and runs: under two minutes
+    python tools/bench.py --only pix2pix --precision fp32 --precision auto --runs 16
 
-Prints one table: seconds per step for pix2pix (unet_256), CycleGAN (2 x resnet_9blocks), CUT and
-FastCUT (one resnet_9blocks_antialias, the PatchNCE head), images
-per second for translating a folder of JPEGs with resnet_9blocks and unet_256 (reading, the network
-and writing included), and each measurement's peak resident memory. Every cell runs in its own
-process (so peak memory is its own), times several runs after a warm-up and reports the median.
-Training steps use random tensors (data loading excluded); weights are random.
+First the machine: its CPU model and the instruction sets that matter (AVX2, AVX512, AVX512-BF16,
+VNNI, AMX), memory bandwidth (copying 256 MB), and the convolution ceilings measured on the
+networks' own layer shapes (a ResNet block's 3x3 256-channel convolution at 64x64, the PatchGAN's
+4x4 256->512 one at 32x32, a 4x4 stride-2 128->256 down-sampling at 64x64), at batch 1: GFLOP/s
+forward and forward+backward in fp32 and, where the CPU computes it natively, bf16; and int8
+forward (torch's x86 quantized convolution) where it has VNNI or AMX. A ceiling is the best of
+those shapes.
 
-For comparison, the issue that asked for this quotes the reference code on a 2-core machine with AMX:
-10.6 s per CycleGAN step, 0.75-0.89 s per pix2pix step, 1.8 images/s translating with
-resnet_9blocks, 4.2 GB peak memory in CycleGAN training.
+Then each workload, in its own process (so peak memory is its own), median of several runs after a
+warm-up: seconds per training step of pix2pix (unet_256 + PatchGAN), CycleGAN (2 x resnet_9blocks),
+CUT and FastCUT on random tensors (data loading excluded), and images per second translating a
+folder of JPEGs (reading and writing included). Beside each time: the work's GFLOP, counted by
+torch's FlopCounterMode on one step or image (never typed in), the GFLOP/s achieved, and the
+fraction of the relevant ceiling (forward+backward for training, forward for translation, at the
+precision the row ran in). The fp32 column is the plain eager NCHW path, which is how the
+reference runs the same networks; the auto column is what ``--precision auto`` picks here.
+
+How to read it: a fraction near 100% means the work runs at the speed of the machine's best
+convolution and only less arithmetic could make it faster; a low one means time goes elsewhere
+(memory-bound layers, norms, copies, the optimiser) and a profile is the next step.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -39,10 +50,119 @@ CELLS = {  # name -> (kind, network, unit); unet_N is unet_256 at 256x256, unet_
     "translate resnet_9blocks": ("translate", "resnet_9blocks", "images/s"),
     "translate unet": ("translate", "unet_N", "images/s"),
 }
+QUICK_ROWS = ["pix2pix", "cycle", "translate resnet_9blocks", "translate unet"]
+# (what, in, out, kernel, stride, padding, size): the heaviest layer shapes of the networks above
+CONV_SHAPES = [
+    ("resnet block 3x3 256ch @64", 256, 256, 3, 1, 1, 64),
+    ("patchgan 4x4 256->512 @32", 256, 512, 4, 1, 1, 32),
+    ("down 4x4/2 128->256 @64", 128, 256, 4, 2, 1, 64),
+]
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def cpu_model() -> tuple[str, list[str]]:
+    """The CPU's model name and which of CPU_FLAGS it has, from /proc/cpuinfo (Linux)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in (platform.processor(), platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def count_flops(fn) -> float:
+    """FLOPs of ``fn()`` as torch's FlopCounterMode counts them (a multiply-add is 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def network_flops(name: str, size: int, **kw) -> float:
+    """Forward FLOPs of registered network ``name`` (default width) on one ``size`` x ``size`` input."""
+    import torch
+
+    from i2i import nets
+
+    net = nets.create(name, **kw)
+    channels = kw.get("in_channels", 3)
+    with torch.no_grad():
+        return count_flops(lambda: net(torch.zeros(1, channels, size, size)))
+
+
+def timed(fn, runs: int, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``runs`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def memory_bandwidth(runs: int) -> float:
+    """GB/s copying 256 MB (bytes read plus bytes written)."""
+    import torch
+
+    a = torch.ones(64 * 2**20)
+    b = torch.empty_like(a)
+    return 2 * a.numel() * 4 / timed(lambda: b.copy_(a), runs) / 1e9
+
+
+def conv_ceilings(runs: int, native_bf16: bool, int8: bool) -> dict[str, dict]:
+    """Best GFLOP/s over CONV_SHAPES per (precision, pass): {"fp32 fwd": {"value", "shape"}, ...}."""
+    import warnings
+
+    import torch
+    import torch.nn as nn
+
+    best: dict[str, dict] = {}
+
+    def keep(key, flops, seconds, shape):
+        rate = flops / seconds / 1e9
+        if rate > best.get(key, {}).get("value", 0):
+            best[key] = {"value": rate, "shape": shape}
+
+    for shape, cin, cout, k, stride, pad, size in CONV_SHAPES:
+        for dtype in [torch.float32] + [torch.bfloat16] * native_bf16:
+            name = "fp32" if dtype == torch.float32 else "bf16"
+            formats = [torch.contiguous_format, torch.channels_last] if name == "fp32" else [torch.channels_last]
+            for fmt in formats:
+                conv = nn.Conv2d(cin, cout, k, stride, pad, bias=False).to(dtype=dtype, memory_format=fmt)
+                x = torch.randn(1, cin, size, size, dtype=dtype).contiguous(memory_format=fmt)
+                with torch.no_grad():
+                    fwd = count_flops(lambda: conv(x))
+                    keep(f"{name} fwd", fwd, timed(lambda: conv(x), runs), shape)
+                xg = x.clone().requires_grad_()
+
+                def step():
+                    conv(xg).sum().backward()
+
+                keep(f"{name} fwd+bwd", count_flops(step), timed(step, runs), shape)
+        if int8:
+            import torch.ao.nn.quantized as nnq
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.backends.quantized.engine = "x86"
+                qconv = nnq.Conv2d(cin, cout, k, stride, pad)
+                qx = torch.quantize_per_tensor(torch.randn(1, cin, size, size), 0.05, 64, torch.quint8)
+                qx = qx.contiguous(memory_format=torch.channels_last)
+                flops = count_flops(lambda: nn.functional.conv2d(torch.zeros(1, cin, size, size),
+                                                                 torch.zeros(cout, cin, k, k), None, stride, pad))
+                keep("int8 fwd", flops, timed(lambda: qconv(qx), runs), shape)
+    return best
 
 
 def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int, warmup: int, threads: int | None) -> dict:
@@ -56,13 +176,15 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
     torch.manual_seed(0)
     mode = modes.create(cfg, runtime=runtime)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
+    flops = count_flops(lambda: mode.train_step(batch))
     times = []
     for i in range(warmup + runs):
         t = time.perf_counter()
         mode.train_step(batch)
         if i >= warmup:
             times.append(time.perf_counter() - t)
-    return {"value": statistics.median(times), "runs": times, "runtime": runtime.describe()}
+    return {"value": statistics.median(times), "runs": times, "runtime": runtime.describe(), "flops": flops,
+            "rate": flops / statistics.median(times) / 1e9, "ceiling": ("bf16" if runtime.bf16 else "fp32") + " fwd+bwd"}
 
 
 def bench_translate(net_g: str, precision: str, size: int, runs: int, warmup: int, threads: int | None,
@@ -92,6 +214,7 @@ def bench_translate(net_g: str, precision: str, size: int, runs: int, warmup: in
         torch.manual_seed(0)
         save_weights(tmp / "G.safetensors", nets.create(**spec), spec)
         translator = load_translator(tmp / "G.safetensors", runtime=resolve("cpu", precision, threads))
+        flops = network_flops(net_g, size, norm=norm)
         times = []
         for i in range(warmup + runs):
             t = time.perf_counter()
@@ -100,78 +223,111 @@ def bench_translate(net_g: str, precision: str, size: int, runs: int, warmup: in
             assert summary.written == images, summary.failed
             if i >= warmup:
                 times.append(images / elapsed)
-    return {"value": statistics.median(times), "runs": times, "runtime": translator.runtime.describe()}
+    rate = statistics.median(times)
+    return {"value": rate, "runs": times, "runtime": translator.runtime.describe(), "flops": flops,
+            "rate": flops * rate / 1e9, "ceiling": ("bf16" if translator.runtime.bf16 else "fp32") + " fwd"}
 
 
 def run_cell(args) -> None:
-    kind, net, _ = CELLS[args.cell]
-    net = net.replace("_N", f"_{args.size}")
-    if kind == "train":
-        result = bench_train(args.cell, net, args.precision, args.size, args.runs, args.warmup, args.threads)
+    if args.cell == "machine":
+        from i2i.runtime import cpu_has_native_bf16, pick_threads
+
+        import torch
+
+        torch.set_num_threads(pick_threads(args.threads))
+        model, flags = cpu_model()
+        runs = 3 if args.quick else 7
+        result = {"model": model, "flags": flags, "threads": torch.get_num_threads(),
+                  "bandwidth": memory_bandwidth(runs),
+                  "ceilings": conv_ceilings(runs, cpu_has_native_bf16(),
+                                            bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)))}
     else:
-        result = bench_translate(net, args.precision, args.size, args.runs, args.warmup, args.threads, args.images)
+        kind, net, _ = CELLS[args.cell]
+        net = net.replace("_N", f"_{args.size}")
+        if kind == "train":
+            result = bench_train(args.cell, net, args.precision, args.size, args.runs, args.warmup, args.threads)
+        else:
+            result = bench_translate(net, args.precision, args.size, args.runs, args.warmup, args.threads, args.images)
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
+def subprocess_cell(args, cell: str, precision: str) -> dict:
+    cmd = [sys.executable, __file__, "--cell", cell, "--precision", precision, "--runs", str(args.runs),
+           "--warmup", str(args.warmup), "--size", str(args.size), "--images", str(args.images)]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--quick"] if args.quick else []
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{cell} at {precision} failed:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="128x128, 2 runs, 8 images: under two minutes")
+    parser.add_argument("--quick", action="store_true", help="128x128, four rows, 2 runs, 8 images: under two minutes")
     parser.add_argument("--only", action="append", choices=sorted(CELLS), help="run only these rows (repeatable)")
     parser.add_argument("--precision", action="append", choices=["fp32", "auto", "bf16"],
                         help="columns (repeatable) [default: fp32 and auto]")
-    parser.add_argument("--runs", type=int, help="timed runs per cell [default: 3, quick: 2]")
+    parser.add_argument("--runs", type=int, help="timed runs per cell [default: 5, quick: 2]")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size", type=int, help="image size [default: 256, quick: 128]")
     parser.add_argument("--images", type=int, help="images per translate run [default: 24, quick: 8]")
     parser.add_argument("--threads", type=int, help="CPU threads [default: i2i's auto choice]")
-    parser.add_argument("--cell", choices=sorted(CELLS), help=argparse.SUPPRESS)  # one measurement, in a subprocess
+    parser.add_argument("--no-machine", action="store_true", help="skip the ceilings (their columns stay empty)")
+    parser.add_argument("--cell", choices=sorted(CELLS) + ["machine"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
-    args.runs = args.runs or (2 if args.quick else 3)
+    args.runs = args.runs or (2 if args.quick else 5)
     args.size = args.size or (128 if args.quick else 256)
     args.images = args.images or (8 if args.quick else 24)
     if args.cell:
-        args.precision = args.precision[-1]
+        args.precision = (args.precision or ["auto"])[-1]
         return run_cell(args)
 
     import torch
 
-    from i2i.runtime import cpu_has_native_bf16
-
     precisions = args.precision or ["fp32", "auto"]
-    rows = args.only or list(CELLS)
-    print(f"i2i benchmark: {args.size}x{args.size} (unet_{args.size}), batch 1, median of {args.runs} runs after {args.warmup} warm-up;\n"
-          f"torch {torch.__version__}, {os.cpu_count()} CPUs, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}",
-          flush=True)
+    rows = args.only or (QUICK_ROWS if args.quick else list(CELLS))
+    model, flags = cpu_model()
+    print(f"i2i roofline benchmark: {args.size}x{args.size} (unet_{args.size}), batch 1, median of {args.runs} runs "
+          f"after {args.warmup} warm-up\nCPU: {model}; {os.cpu_count()} CPUs; {' '.join(flags) or 'none of'} "
+          f"{'' if flags else ' '.join(CPU_FLAGS)}\ntorch {torch.__version__}", flush=True)
+    ceilings = {}
+    if not args.no_machine:
+        machine = subprocess_cell(args, "machine", "fp32")
+        ceilings = machine["ceilings"]
+        print(f"\nmachine ({machine['threads']} threads): memory bandwidth {machine['bandwidth']:.1f} GB/s (copy, read + write)")
+        for key, c in ceilings.items():
+            print(f"  ceiling {key:<13} {c['value']:7.0f} GFLOP/s   ({c['shape']})")
+        if not any(k.startswith("bf16") for k in ceilings):
+            print("  bf16: not measured, this CPU has no native bf16 (it would be emulated)")
+        print(flush=True)
+
     results: dict[tuple[str, str], dict] = {}
     for row in rows:
         for precision in precisions:
-            cmd = [sys.executable, __file__, "--cell", row, "--precision", precision, "--runs", str(args.runs),
-                   "--warmup", str(args.warmup), "--size", str(args.size), "--images", str(args.images)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode:
-                sys.exit(f"{row} at {precision} failed:\n{done.stderr.strip()}")
-            results[row, precision] = json.loads(done.stdout.strip().splitlines()[-1])
-            r = results[row, precision]
+            r = results[row, precision] = subprocess_cell(args, row, precision)
             print(f"  {row} @ {precision} ({r['runtime']}): {r['value']:.3f} {CELLS[row][2]}; "
                   f"runs {' '.join(f'{v:.3f}' for v in r['runs'])}", flush=True)
 
-    head = f"{'work':<26}{'unit':<10}" + "".join(f"{p:>10}{'peak MB':>9}" for p in precisions)
+    head = f"{'work':<25}{'GFLOP':>7}  " + "".join(f"{p:>10}{'GFLOP/s':>8}{'ceil%':>6}{'MB':>6}  " for p in precisions)
     if len(precisions) > 1:
-        head += f"{'speed-up':>10}"
+        head += f"{'speed-up':>8}"
     print("\n" + head + "\n" + "-" * len(head))
     for row in rows:
         unit = CELLS[row][2]
-        line = f"{row:<26}{unit:<10}"
+        line = f"{row:<25}{results[row, precisions[0]]['flops'] / 1e9:>7.1f}  "
         for p in precisions:
             r = results[row, p]
-            line += f"{r['value']:>10.3f}{r['peak_rss_mb']:>9.0f}"
+            ceiling = ceilings.get(r["ceiling"], {}).get("value")
+            frac = f"{100 * r['rate'] / ceiling:>5.0f}%" if ceiling else f"{'-':>6}"
+            line += f"{r['value']:>10.3f}{r['rate']:>8.0f}{frac}{r['peak_rss_mb']:>6.0f}  "
         if len(precisions) > 1:
             a, b = results[row, precisions[0]]["value"], results[row, precisions[-1]]["value"]
-            line += f"{(a / b if unit == 's/step' else b / a):>9.2f}x"
+            line += f"{(a / b if unit == 's/step' else b / a):>7.2f}x"
         print(line)
+    print("\ntimes: s/step (training) or images/s (translate); GFLOP: per step or image (FlopCounterMode); ceil%: "
+          "of the forward+backward (training) or forward (translate) ceiling at the row's precision; MB: peak memory")
 
 
 if __name__ == "__main__":
