@@ -3,11 +3,15 @@
 ``--precision auto`` picks the fastest path that stays close to fp32 on the device at hand:
 
 - a CUDA GPU with bf16, or a CPU that computes bf16 natively (AMX or AVX512-BF16): bf16 (autocast
-  for training, bf16 weights for inference), channels_last, and the fast instance norm;
+  for training, bf16 weights for inference), channels_last, and the fast layers (instance norm,
+  and the bottleneck convolutions as matrix products);
 - any other CPU (AVX2, where bf16 is emulated and measured hundreds of times slower): fp32, and for
   inference stride-1 convolutions through NNPACK (Winograd and FFT kernels) and the fast instance
   norm: 1.7x the images per second for resnet_9blocks here;
 - MPS: fp32.
+
+On a CPU with native bf16, bf16 is the first choice, not the last word: :mod:`i2i.autoprecision`
+measures the workload both ways (its networks, at its shape) and keeps the faster, cached per machine.
 
 ``--precision fp32`` is the plain path, bit for bit what i2i computes without this module (and what
 the reference computes); ``--precision bf16`` forces bf16 even where it is emulated.
@@ -28,7 +32,7 @@ import itertools
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -133,6 +137,9 @@ class Runtime:
     nnpack: bool = False  # NNPACK convolutions (inference on CPU only)
     compile: bool = False
     threads: int | None = None
+    # chosen by --precision auto from the CPU's flags alone, to be settled by a measurement of the
+    # workload (i2i.autoprecision.settle): bf16 on a CPU with native bf16
+    auto: bool = False
 
     @property
     def bf16(self) -> bool:
@@ -145,6 +152,16 @@ class Runtime:
         if self.threads and self.device.type == "cpu":
             parts.append(f"{self.threads} thread{'s' * (self.threads > 1)}")
         return ", ".join(parts)
+
+    def settled(self) -> Runtime:
+        """This runtime, no longer open to :func:`i2i.autoprecision.settle`'s measurement."""
+        return replace(self, auto=False)
+
+    def fp32_alternative(self, training: bool) -> Runtime:
+        """What ``--precision auto`` runs in fp32 on this device: for training the plain path, for
+        inference the fast layers (and on CPU NNPACK)."""
+        return replace(self, dtype=torch.float32, channels_last=False, fast_layers=not training,
+                       nnpack=not training and self.device.type == "cpu", auto=False)
 
     def prepare(self, net: nn.Module, training: bool) -> nn.Module:
         """Apply the fast path to ``net`` in place (layers, memory format, and for inference the dtype)."""
@@ -194,10 +211,12 @@ def resolve(device: str = "auto", precision: str = "auto", threads: int | None =
         pick_threads(threads)  # validate only
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    measure = False
     if precision == "auto":
         native = (dev.type == "cuda" and torch.cuda.is_bf16_supported()) or (dev.type == "cpu" and cpu_has_native_bf16())
         precision = "bf16" if native else "fp32"
         fast = native or (dev.type == "cpu" and not training)  # AVX2 training: nothing measured faster
+        measure = native and dev.type == "cpu"  # bf16 is not faster for every workload there
     else:
         fast = precision == "bf16"
     if precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
@@ -214,4 +233,5 @@ def resolve(device: str = "auto", precision: str = "auto", threads: int | None =
         nnpack=fast and not bf16 and not training and dev.type == "cpu",
         compile=compile,
         threads=threads if dev.type == "cpu" else None,
+        auto=measure,
     )

@@ -165,6 +165,21 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         world.stop()
 
 
+def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
+    """``--precision auto`` on a CPU with native bf16: bf16 or fp32, whichever trains this recipe's
+    generators faster at its crop size (:func:`i2i.autoprecision.settle`). Recipes that generate
+    from noise, and runs of several processes (which must agree), keep bf16."""
+    from .autoprecision import settle
+
+    if mode.task == "folder" or not mode.specs or world.enabled:
+        return runtime.settled()
+    generators = {name: mode.nets[name] for name in mode.specs}
+    side = cfg.crop_size if "crop" in cfg.preprocess else cfg.load_size  # without a crop, the usual size
+    multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
+    side = -(-side // multiple) * multiple
+    return settle(runtime, generators, (cfg.batch_size, cfg.input_nc, side, side), training=True)
+
+
 def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
     device = runtime.device
     run = Run(cfg.run_dir)
@@ -201,6 +216,9 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         converted = use_sync_batchnorm(mode.nets)
         if converted:
             log.info("batch norm synchronised across the %d processes (%d layers)", world.size, converted)
+    if runtime.auto:  # the CPU computes bf16 natively; whether it is faster here is measured
+        runtime = settle_training_precision(cfg, mode, runtime, world)
+        mode.use_runtime(runtime)
     runtime.prepare_mode(mode)
     validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) and world.main else None
     best = {"step": None, "value": None}

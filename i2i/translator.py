@@ -131,4 +131,9 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
     else:
         raise UsageError(f"--model {path}: expected a run folder, .safetensors or a reference .pth file")
     net = generator_from_weights(spec, state_dict, runtime.device, eval_mode, source=source)
+    if runtime.auto:  # bf16 or fp32, whichever measured faster for this network (at 256x256)
+        from .autoprecision import settle
+
+        side = -(-max(256, getattr(net, "min_size", 1)) // net.size_multiple) * net.size_multiple
+        runtime = settle(runtime, {spec["name"]: net}, (1, spec.get("in_channels", 3), side, side), training=False)
     return Translator(runtime.prepare(net, training=False), spec, direction, str(path), runtime)

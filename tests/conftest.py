@@ -1,5 +1,6 @@
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# measured precision choices (i2i.autoprecision) go to a folder of this session, not the user's cache
+os.environ["I2I_CACHE_DIR"] = tempfile.mkdtemp(prefix="i2i-test-cache-")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -130,6 +130,11 @@ class Mode:
         self.autocast = self.runtime.autocast
         self.world = world if world is not None else World()
 
+    def use_runtime(self, runtime) -> None:
+        """Run on ``runtime`` instead of the one given to the constructor (before any training step:
+        the networks are then prepared for it, see :meth:`i2i.runtime.Runtime.prepare_mode`)."""
+        self.runtime, self.device, self.autocast = runtime, runtime.device, runtime.autocast
+
     @classmethod
     def check(cls, cfg) -> None:
         """Raise :class:`~i2i.errors.UsageError` for a config this recipe cannot train (called after

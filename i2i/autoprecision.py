@@ -1,0 +1,142 @@
+"""What ``--precision auto`` runs a workload in on a CPU with native bf16: whichever of bf16 and fp32
+measured faster for that network at that shape on this machine.
+
+Native bf16 (AVX512-BF16, AMX) is not faster for every workload. On this project's AVX512-BF16 CPU,
+pix2pix with unet_128 at 128x128 trained at 1.98 steps/s in bf16 against 3.05 in fp32, while
+unet_256 at 256x256 was 1.5x faster in bf16: small images leave the bf16 kernels too little work
+per call to pay for the casts and layout changes around them. So on such a CPU the choice is a
+measurement: the workload's generators, copied and prepared each way, time a few forward (and for
+training, backward) passes at the job's input shape; the faster wins. The answer is cached per CPU
+model, torch version, thread count, network and shape in ``precision.json`` under the cache folder
+(``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``), so each workload is
+measured once per machine; the log says what was chosen and why. Elsewhere auto needs no
+measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16 fp32 (bf16 is emulated there,
+hundreds of times slower).
+
+Measuring leaves the networks, their weights and torch's random state untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .runtime import Runtime, input_dtype
+
+log = logging.getLogger(__name__)
+
+PROBE_RUNS = 3  # timed passes per precision, after one warm-up
+
+
+def cache_path() -> Path:
+    root = os.environ.get("I2I_CACHE_DIR") or (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "i2i")
+    return Path(root) / "precision.json"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> str:
+    parts = {"cpu": _cpu_model(), "torch": torch.__version__, "threads": runtime.threads,
+             "training": training, "shape": list(shape),
+             "nets": {name: [type(net).__name__, sum(p.numel() for p in net.parameters())]
+                      for name, net in sorted(nets.items())}}
+    return json.dumps(parts, sort_keys=True)
+
+
+def _read_cache() -> dict:
+    try:
+        cached = json.loads(cache_path().read_text())
+        return cached if isinstance(cached, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, choice: dict) -> None:
+    from .io import write_json
+
+    cached = _read_cache()
+    cached[key] = choice
+    try:
+        write_json(cache_path(), cached)
+    except OSError as e:  # a read-only home: measure again next time
+        log.debug("could not cache the precision choice in %s: %s", cache_path(), e)
+
+
+def probe_seconds(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> float:
+    """Median seconds of one pass of every network in ``nets`` on a ``shape`` input (N, C, H, W; C
+    is each network's own first layer's) prepared for ``runtime``: forward, and for ``training``
+    backward too, under the runtime's autocast. The networks are copied first."""
+    with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
+        prepared = {}
+        for name, net in nets.items():
+            net = runtime.prepare(copy.deepcopy(net), training=training)
+            prepared[name] = net.train(training)
+        inputs = {}
+        for name, net in prepared.items():
+            first = next(m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+            x = torch.rand(shape[0], first.in_channels, *shape[2:], device=runtime.device) * 2 - 1
+            x = x.to(dtype=torch.float32 if training else input_dtype(net))
+            inputs[name] = x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+
+        def one_pass():
+            for name, net in prepared.items():
+                if training:
+                    with runtime.autocast():
+                        out = net(inputs[name])
+                    out.float().square().mean().backward()
+                else:
+                    with torch.inference_mode():
+                        net(inputs[name])
+
+        times = []
+        for i in range(1 + PROBE_RUNS):
+            t = time.perf_counter()
+            one_pass()
+            if i:
+                times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+
+def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> Runtime:
+    """The runtime to use for ``nets`` on inputs of ``shape``: ``runtime`` itself unless it is the
+    CPU bf16 choice of ``--precision auto`` (``runtime.auto``), in which case the faster of it and
+    its fp32 alternative, measured (:func:`probe_seconds`) or read from the cache."""
+    if not runtime.auto:
+        return runtime
+    fp32 = runtime.fp32_alternative(training)
+    key = _key(runtime, nets, shape, training)
+    choice = _read_cache().get(key)
+    if not (isinstance(choice, dict) and choice.get("precision") in ("bf16", "fp32")):
+        try:
+            seconds = {"bf16": probe_seconds(runtime, nets, shape, training),
+                       "fp32": probe_seconds(fp32, nets, shape, training)}
+        except (RuntimeError, ValueError) as e:  # a speed measurement never stops the work it is for
+            log.warning("precision auto: bf16 (measuring at %s failed: %s)", "x".join(map(str, shape)),
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return runtime.settled()
+        choice = {"precision": min(seconds, key=seconds.get), "seconds": seconds}
+        _write_cache(key, choice)
+        how = "measured"
+    else:
+        how = "measured earlier, cached in " + str(cache_path())
+    s = choice.get("seconds", {})
+    what = f"{'training' if training else 'inference'} of {', '.join(sorted(nets))} at {'x'.join(map(str, shape))}"
+    detail = f"bf16 {s.get('bf16', float('nan')):.3f} s, fp32 {s.get('fp32', float('nan')):.3f} s per pass"
+    log.info("precision auto: %s for %s (%s: %s)", choice["precision"], what, how, detail)
+    return runtime.settled() if choice["precision"] == "bf16" else fp32

@@ -1,0 +1,145 @@
+"""``--precision auto`` on a CPU with native bf16 settles on bf16 or fp32 by measuring the workload
+(i2i/autoprecision.py): the faster wins, the answer is cached, and measuring changes nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from i2i import autoprecision, nets
+from i2i.autoprecision import settle
+from i2i.runtime import resolve
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("I2I_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "precision.json"
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    monkeypatch.setenv("I2I_CPU_BF16", "1")
+
+
+def tiny_unet():
+    torch.manual_seed(0)
+    return nets.create("unet_32", in_channels=3, out_channels=3, ngf=4, norm="batch", dropout=False)
+
+
+def fake_timings(monkeypatch, bf16: float, fp32: float) -> list:
+    calls = []
+
+    def probe(runtime, nets_, shape, training):
+        calls.append(runtime.bf16)
+        return bf16 if runtime.bf16 else fp32
+
+    monkeypatch.setattr(autoprecision, "probe_seconds", probe)
+    return calls
+
+
+@settings(max_examples=30, deadline=None)
+@given(bf16=st.floats(1e-4, 10), fp32=st.floats(1e-4, 10), training=st.booleans(), side=st.sampled_from([32, 64]))
+def test_the_faster_precision_wins_and_is_cached(bf16, fp32, training, side, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("I2I_CPU_BF16", "1")
+        monkeypatch.setenv("I2I_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        calls = fake_timings(monkeypatch, bf16, fp32)
+        auto = resolve("cpu", "auto", threads=1, training=training)
+        assert auto.auto and auto.bf16
+        shape = (1, 3, side, side)
+        chosen = settle(auto, {"G": tiny_unet()}, shape, training)
+        assert not chosen.auto and chosen.bf16 == (bf16 <= fp32)
+        if not chosen.bf16:
+            assert chosen == auto.fp32_alternative(training) and not chosen.channels_last
+            assert chosen.nnpack == (not training) and chosen.fast_layers == (not training)
+        assert sorted(calls) == [False, True]
+        again = settle(auto, {"G": tiny_unet()}, shape, training)  # from the cache: no second measurement
+        assert again == chosen and len(calls) == 2
+
+
+def test_the_log_says_what_was_chosen_and_why(native_bf16, fresh_cache, monkeypatch, caplog):
+    fake_timings(monkeypatch, bf16=0.5, fp32=0.25)
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    with caplog.at_level(logging.INFO, logger="i2i.autoprecision"):
+        settle(auto, {"G": tiny_unet()}, (1, 3, 32, 32), training=True)
+        settle(auto, {"G": tiny_unet()}, (1, 3, 32, 32), training=True)
+    first, second = [r.getMessage() for r in caplog.records]
+    assert "fp32 for training of G at 1x3x32x32" in first and "bf16 0.500 s, fp32 0.250 s" in first
+    assert "cached in" in second and str(fresh_cache) in second
+
+
+def test_a_damaged_cache_is_measured_again(native_bf16, fresh_cache, monkeypatch):
+    fresh_cache.parent.mkdir(parents=True)
+    fresh_cache.write_text("{not json")
+    calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    assert settle(resolve("cpu", "auto", threads=1), {"G": tiny_unet()}, (1, 3, 32, 32), False).bf16
+    assert len(calls) == 2 and len(json.loads(fresh_cache.read_text())) == 1
+
+
+def test_a_different_shape_or_network_is_measured_anew(native_bf16, fresh_cache, monkeypatch):
+    calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    auto = resolve("cpu", "auto", threads=1)
+    settle(auto, {"G": tiny_unet()}, (1, 3, 32, 32), False)
+    settle(auto, {"G": tiny_unet()}, (1, 3, 64, 64), False)
+    settle(auto, {"G": nets.create("resnet_6blocks", ngf=4)}, (1, 3, 64, 64), False)
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize("setting", ["fp32", "bf16", "auto without native bf16"])
+def test_no_measurement_unless_auto_on_a_native_bf16_cpu(setting, fresh_cache, monkeypatch):
+    monkeypatch.setenv("I2I_CPU_BF16", "0" if setting.startswith("auto") else "1")
+    calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    runtime = resolve("cpu", setting.split()[0], threads=1)
+    assert not runtime.auto
+    assert settle(runtime, {"G": tiny_unet()}, (1, 3, 32, 32), False) is runtime
+    assert calls == [] and not fresh_cache.exists()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_measuring_leaves_the_network_and_random_state_alone(training, native_bf16, fresh_cache):
+    net = tiny_unet().train(training)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    types = [type(m) for m in net.modules()]
+    rng = torch.get_rng_state()
+    chosen = settle(resolve("cpu", "auto", threads=1, training=training), {"G": net}, (1, 3, 32, 32), training)
+    assert chosen.dtype in (torch.float32, torch.bfloat16)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert [type(m) for m in net.modules()] == types and net.training == training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in net.parameters())
+    (entry,) = json.loads(fresh_cache.read_text()).values()
+    assert entry["precision"] in ("bf16", "fp32") and set(entry["seconds"]) == {"bf16", "fp32"}
+
+
+def test_training_and_translate_run_in_the_settled_precision(native_bf16, fresh_cache, monkeypatch, aligned_dir,
+                                                             tmp_path, caplog):
+    from conftest import tiny_config
+
+    from i2i.train import train
+    from i2i.translator import load_translator
+
+    fake_timings(monkeypatch, bf16=0.5, fp32=0.25)
+    with caplog.at_level(logging.INFO):
+        run = train(tiny_config(aligned_dir, tmp_path, precision="auto", device="cpu", threads=1, max_steps=1))
+    assert any("precision auto: fp32 for training of G" in r.getMessage() for r in caplog.records)
+    assert any("cpu, fp32" in r.getMessage() for r in caplog.records if "step" in r.getMessage())
+    translator = load_translator(run, runtime=resolve("cpu", "auto", threads=1))
+    assert not translator.runtime.bf16 and next(translator.net.parameters()).dtype == torch.float32
+    fake_timings(monkeypatch, bf16=0.1, fp32=0.25)
+    fresh_cache.unlink()
+    translator = load_translator(run, runtime=resolve("cpu", "auto", threads=1))
+    assert translator.runtime.bf16 and next(translator.net.parameters()).dtype == torch.bfloat16
+
+
+def test_a_failed_measurement_keeps_bf16_and_does_not_stop_the_work(native_bf16, fresh_cache, caplog):
+    auto = resolve("cpu", "auto", threads=1)
+    with caplog.at_level(logging.WARNING, logger="i2i.autoprecision"):
+        chosen = settle(auto, {"G": tiny_unet()}, (1, 3, 20, 20), False)  # not a multiple of 32: the U-Net fails
+    assert chosen == auto.settled() and "measuring at 1x3x20x20 failed" in caplog.text
+    assert not fresh_cache.exists()
