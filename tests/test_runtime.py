@@ -141,15 +141,41 @@ def test_nnpack_inference_is_close_to_fp32():
     assert x.grad is not None
 
 
-def test_fp32_is_the_plain_path_bit_for_bit():
-    rt = resolve("cpu", "fp32", threads=torch.get_num_threads())
-    G = resnet().eval()
-    prepared = rt.prepare(copy.deepcopy(G), training=False)
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("name", ["resnet_6blocks", "unet_32"])
+def test_fp32_is_the_plain_path_bit_for_bit(name, training):
+    """Every fast path (fast norm, NNPACK, the bottleneck's matrix products) is off under --precision
+    fp32: the same modules, and outputs and gradients equal to the last bit."""
+    rt = resolve("cpu", "fp32", threads=torch.get_num_threads(), training=training)
+    torch.manual_seed(0)
+    norm = "instance" if name.startswith("resnet") else "batch"
+    G = nets.create(name, in_channels=3, out_channels=3, ngf=8, norm=norm, dropout=False).train(training)
+    prepared = rt.prepare(copy.deepcopy(G), training=training)
     assert [type(m) for m in prepared.modules()] == [type(m) for m in G.modules()]
     assert all(p.is_contiguous() and p.dtype == torch.float32 for p in prepared.parameters())
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        assert torch.equal(prepared(x), G(x))
+    with torch.set_grad_enabled(training):
+        a, b = prepared(x), G(x)
+    assert torch.equal(a, b)
+    if training:
+        a.square().mean().backward()
+        b.square().mean().backward()
+        assert all(torch.equal(p.grad, q.grad) for p, q in zip(prepared.parameters(), G.parameters()))
+
+
+@pytest.mark.parametrize("mode_name", ["pix2pix", "cycle"])
+def test_fp32_fast_training_step_tracks_the_plain_one(mode_name, aligned_dir, unpaired_dirs, tmp_path):
+    """auto on a CPU without native bf16 trains in fp32 with the fast layers: the same step to
+    summation order (losses to 1e-4, gradients at cosine 0.9999)."""
+    data = unpaired_dirs if mode_name == "cycle" else aligned_dir
+    plain_losses, plain_grads = _one_step_grads(mode_name, Runtime(CPU), data, tmp_path / "a")
+    fast_losses, fast_grads = _one_step_grads(mode_name, Runtime(CPU, fast_layers=True), data, tmp_path / "b")
+    for k in plain_losses:
+        assert abs(float(fast_losses[k]) - float(plain_losses[k])) <= 1e-4 * abs(float(plain_losses[k])) + 1e-6, k
+    for net in {k.split(".")[0] for k in plain_grads}:  # whole networks: a bias before instance norm has a
+        keys = [k for k in plain_grads if k.split(".")[0] == net]  # zero gradient, up to rounding noise
+        a, b = (torch.cat([grads[k].flatten() for k in keys]) for grads in (plain_grads, fast_grads))
+        assert F.cosine_similarity(a, b, 0) >= 0.9999, net
 
 
 def test_bf16_inference_is_within_40_db_of_fp32():
@@ -259,7 +285,8 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     infer, train = resolve("cpu", "auto", threads=1), resolve("cpu", "auto", threads=1, training=True)
     assert not infer.bf16 and infer.nnpack and infer.fast_layers
-    assert train == Runtime(CPU, threads=1)  # training on such CPUs: the plain fp32 path
+    # training on such CPUs: fp32 with the fast layers (no NNPACK: it has no backward)
+    assert train == Runtime(CPU, threads=1, fast_layers=True)
 
 
 def test_bf16_training_run_saves_loadable_weights(aligned_dir, tmp_path):
