@@ -74,9 +74,10 @@ def test_fast_layers_keep_the_state_dict_layout():
 @given(transposed=st.booleans(), batch=st.integers(1, 3), channels=st.tuples(st.integers(1, 6), st.integers(1, 6)),
        kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
-       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), bias=st.booleans(), channels_last=st.booleans())
+       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), bias=st.booleans(),
+       layout=st.sampled_from(["nchw", "channels_last", "unbatched"]))
 def test_gemm_convolutions_are_the_same_function(transposed, batch, channels, kernel, stride, padding, size, extra,
-                                                 bias, channels_last):
+                                                 bias, layout):
     """Any shape a Conv2d or ConvTranspose2d accepts, small enough for the matrix-product path (or not:
     then the plain kernel runs): the same output and gradients as the plain layer, in fp64."""
     import torch.nn as nn
@@ -92,8 +93,10 @@ def test_gemm_convolutions_are_the_same_function(transposed, batch, channels, ke
     fast = use_fast_layers(copy.deepcopy(plain))
     assert type(fast) is (GemmConvTranspose2d if transposed else GemmConv2d)
     x = torch.randn(batch, cin, *size, dtype=torch.float64)
-    if channels_last:
+    if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "unbatched":
+        x = x[0]
     try:
         want = plain(x.requires_grad_())
     except RuntimeError:  # a shape the plain layer refuses (output smaller than 1 pixel)

@@ -88,15 +88,17 @@ def count_flops(fn) -> float:
 
 
 def network_flops(name: str, size: int, **kw) -> float:
-    """Forward FLOPs of registered network ``name`` (default width) on one ``size`` x ``size`` input."""
+    """Forward FLOPs of registered network ``name`` (default width) on one ``size`` x ``size`` input,
+    counted on the meta device (shapes only: nothing is computed or allocated)."""
     import torch
 
     from i2i import nets
 
-    net = nets.create(name, **kw)
-    channels = kw.get("in_channels", 3)
-    with torch.no_grad():
-        return count_flops(lambda: net(torch.zeros(1, channels, size, size)))
+    with torch.device("meta"):
+        net = nets.create(name, init=None, **kw)
+        channels = kw.get("in_channels", 3)
+        with torch.no_grad():
+            return count_flops(lambda: net(torch.zeros(1, channels, size, size)))
 
 
 def timed(fn, runs: int, warmup: int = 1) -> float:
@@ -171,10 +173,17 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
     from i2i import modes
     from i2i.runtime import resolve
 
+    from i2i.distributed import World
+    from i2i.train import settle_training_precision
+
     cfg = modes.make_config(mode_name, a=".", b=".", name="bench", crop_size=size, load_size=size, net_g=net_g)
     runtime = resolve("cpu", precision, threads, training=True)
     torch.manual_seed(0)
-    mode = modes.create(cfg, runtime=runtime)
+    mode = modes.mode_class(mode_name)(cfg, runtime=runtime)
+    if runtime.auto:  # as i2i train decides it: bf16 or fp32, measured (i2i/autoprecision.py)
+        runtime = settle_training_precision(cfg, mode, runtime, World())
+        mode.use_runtime(runtime)
+    runtime.prepare_mode(mode)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
     flops = count_flops(lambda: mode.train_step(batch))
     times = []
@@ -253,7 +262,10 @@ def run_cell(args) -> None:
 
 
 def subprocess_cell(args, cell: str, precision: str) -> dict:
-    cmd = [sys.executable, __file__, "--cell", cell, "--precision", precision, "--runs", str(args.runs),
+    runs = args.runs
+    if cell == "pix2pix" and not args.quick:  # short steps whose times swing over 8 runs; over 16 they settle
+        runs = max(runs, 16)
+    cmd = [sys.executable, __file__, "--cell", cell, "--precision", precision, "--runs", str(runs),
            "--warmup", str(args.warmup), "--size", str(args.size), "--images", str(args.images)]
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--quick"] if args.quick else []
@@ -269,7 +281,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=sorted(CELLS), help="run only these rows (repeatable)")
     parser.add_argument("--precision", action="append", choices=["fp32", "auto", "bf16"],
                         help="columns (repeatable) [default: fp32 and auto]")
-    parser.add_argument("--runs", type=int, help="timed runs per cell [default: 5, quick: 2]")
+    parser.add_argument("--runs", type=int, help="timed runs per cell [default: 5 (pix2pix 16), quick: 2]")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size", type=int, help="image size [default: 256, quick: 128]")
     parser.add_argument("--images", type=int, help="images per translate run [default: 24, quick: 8]")

@@ -59,11 +59,13 @@ def _gemm_eligible(m: nn.Module) -> bool:
 
 class GemmConv2d(nn.Conv2d):
     def _conv_forward(self, x, weight, bias):
+        if x.dim() != 4:  # an unbatched (C, H, W) input
+            return super()._conv_forward(x, weight, bias)
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
         ho = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
         wo = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
-        if x.dim() != 4 or n * ho * wo > GEMM_MAX_POSITIONS:
+        if n * ho * wo > GEMM_MAX_POSITIONS or ho < 1 or wo < 1:
             return super()._conv_forward(x, weight, bias)
         cols = F.unfold(x, (kh, kw), padding=self.padding, stride=self.stride)  # (N, C*kh*kw, L)
         y = torch.matmul(weight.reshape(weight.shape[0], -1), cols)  # (N, O, L)
@@ -100,19 +102,19 @@ def nnpack_eligible(m: nn.Module) -> bool:
             and m.dilation == (1, 1) and m.groups == 1 and m.padding_mode == "zeros" and isinstance(m.padding, tuple))
 
 
-def use_fast_layers(net: nn.Module, nnpack: bool = False, gemm: bool = True) -> nn.Module:
-    """Swap ``net``'s instance norms, with ``gemm`` its convolutions (which take the matrix-product
-    path only on skinny inputs), and with ``nnpack`` its NNPACK-eligible convolutions (which then
-    take NNPACK instead) for the fast variants, in place. Returns ``net``."""
+def use_fast_layers(net: nn.Module, nnpack: bool = False) -> nn.Module:
+    """Swap ``net``'s instance norms and convolutions for the fast variants, in place: convolutions
+    for the matrix-product ones (which take that path only on skinny inputs), or with ``nnpack`` the
+    NNPACK-eligible ones for NNPACK's. Returns ``net``."""
     nnpack = nnpack and nnpack_available()
     for m in net.modules():
         if type(m) is nn.InstanceNorm2d:
             m.__class__ = FastInstanceNorm2d
         elif nnpack and nnpack_eligible(m):
             m.__class__ = NNPackConv2d
-        elif gemm and type(m) is nn.Conv2d and _gemm_eligible(m):
+        elif type(m) is nn.Conv2d and _gemm_eligible(m):
             m.__class__ = GemmConv2d
-        elif gemm and type(m) is nn.ConvTranspose2d and _gemm_eligible(m):
+        elif type(m) is nn.ConvTranspose2d and _gemm_eligible(m):
             m.__class__ = GemmConvTranspose2d
     return net
 

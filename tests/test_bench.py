@@ -1,0 +1,39 @@
+"""tools/bench.py counts FLOPs with torch's FlopCounterMode; its counts match the networks' known
+figures (forward, batch 1, 256x256; a multiply-add counts 2)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "tools" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name, kw, gflop", [
+    ("resnet_9blocks", {"norm": "instance"}, 99.1),  # CycleGAN's generator
+    ("unet_256", {"norm": "batch"}, 12.1),  # pix2pix's
+    ("basic", {"in_channels": 6, "norm": "batch"}, 6.39),  # the 70x70 PatchGAN on an (A, B) pair
+])
+def test_flop_counts_match_the_known_figures(bench, name, kw, gflop):
+    assert bench.network_flops(name, 256, **kw) / 1e9 == pytest.approx(gflop, rel=0.005)
+
+
+def test_flops_scale_with_pixels(bench):
+    """Convolutions cost per output pixel: a quarter of the pixels, a quarter of the FLOPs."""
+    assert bench.network_flops("resnet_9blocks", 128) * 4 == pytest.approx(bench.network_flops("resnet_9blocks", 256))
+
+
+def test_cpu_model_and_flags(bench):
+    model, flags = bench.cpu_model()
+    assert isinstance(model, str) and model
+    assert set(flags) <= set(bench.CPU_FLAGS)
