@@ -113,6 +113,13 @@ def probe_seconds(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int
         return statistics.median(times)
 
 
+def _valid(choice) -> bool:
+    """Whether a cache entry is one that :func:`settle` wrote (anything else is measured again)."""
+    return (isinstance(choice, dict) and choice.get("precision") in ("bf16", "fp32")
+            and isinstance(choice.get("seconds"), dict)
+            and all(type(choice["seconds"].get(k)) in (int, float) for k in ("bf16", "fp32")))  # not bool
+
+
 def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> Runtime:
     """The runtime to use for ``nets`` on inputs of ``shape``: ``runtime`` itself unless it is the
     CPU bf16 choice of ``--precision auto`` (``runtime.auto``), in which case the faster of it and
@@ -122,7 +129,7 @@ def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...],
     fp32 = runtime.fp32_alternative(training)
     key = _key(runtime, nets, shape, training)
     choice = _read_cache().get(key)
-    if not (isinstance(choice, dict) and choice.get("precision") in ("bf16", "fp32")):
+    if not _valid(choice):
         try:
             seconds = {"bf16": probe_seconds(runtime, nets, shape, training),
                        "fp32": probe_seconds(fp32, nets, shape, training)}
@@ -135,8 +142,8 @@ def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...],
         how = "measured"
     else:
         how = "measured earlier, cached in " + str(cache_path())
-    s = choice.get("seconds", {})
+    s = choice["seconds"]
     what = f"{'training' if training else 'inference'} of {', '.join(sorted(nets))} at {'x'.join(map(str, shape))}"
-    detail = f"bf16 {s.get('bf16', float('nan')):.3f} s, fp32 {s.get('fp32', float('nan')):.3f} s per pass"
+    detail = f"bf16 {s['bf16']:.3f} s, fp32 {s['fp32']:.3f} s per pass"
     log.info("precision auto: %s for %s (%s: %s)", choice["precision"], what, how, detail)
     return runtime.settled() if choice["precision"] == "bf16" else fp32

@@ -74,12 +74,53 @@ def test_the_log_says_what_was_chosen_and_why(native_bf16, fresh_cache, monkeypa
     assert "cached in" in second and str(fresh_cache) in second
 
 
-def test_a_damaged_cache_is_measured_again(native_bf16, fresh_cache, monkeypatch):
-    fresh_cache.parent.mkdir(parents=True)
-    fresh_cache.write_text("{not json")
-    calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
-    assert settle(resolve("cpu", "auto", threads=1), {"G": tiny_unet()}, (1, 3, 32, 32), False).bf16
-    assert len(calls) == 2 and len(json.loads(fresh_cache.read_text())) == 1
+def _entry_key(monkeypatch, tmp_path) -> str:
+    """The cache key of the tiny U-Net at 32x32 inference, found by letting settle write it once."""
+    with monkeypatch.context() as m:
+        m.setenv("I2I_CACHE_DIR", str(tmp_path / "probe"))
+        fake_timings(m, bf16=0.1, fp32=0.2)
+        settle(resolve("cpu", "auto", threads=1), {"G": tiny_unet()}, (1, 3, 32, 32), False)
+        (key,) = json.loads((tmp_path / "probe" / "precision.json").read_text())
+    return key
+
+
+@settings(max_examples=25, deadline=None)
+@given(damage=st.one_of(
+    st.just("{not json"), st.just("[]"), st.just("null"),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                 lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["precision", "seconds", "bf16",
+                                                                                      "fp32", "x"]), c, max_size=3),
+                 max_leaves=8).map(lambda entry: ("entry", entry))))
+def test_a_damaged_cache_is_measured_again(damage, tmp_path_factory):
+    """Whatever the cache file holds, a file that is not JSON or an entry settle did not write, the
+    choice is measured again and the entry rewritten."""
+    tmp = tmp_path_factory.mktemp("damaged")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("I2I_CPU_BF16", "1")
+        key = _entry_key(monkeypatch, tmp)
+        monkeypatch.setenv("I2I_CACHE_DIR", str(tmp / "cache"))
+        cache = tmp / "cache" / "precision.json"
+        cache.parent.mkdir(parents=True)
+        cache.write_text(json.dumps({key: damage[1]}) if isinstance(damage, tuple) else damage)
+        valid = (isinstance(damage, tuple) and isinstance(damage[1], dict) and damage[1].get("precision") in
+                 ("bf16", "fp32") and isinstance(damage[1].get("seconds"), dict) and
+                 all(type(damage[1]["seconds"].get(k)) in (int, float) for k in ("bf16", "fp32")))
+        calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+        chosen = settle(resolve("cpu", "auto", threads=1), {"G": tiny_unet()}, (1, 3, 32, 32), False)
+        if valid:  # an entry of the right shape is believed
+            assert calls == [] and chosen.bf16 == (damage[1]["precision"] == "bf16")
+        else:
+            assert len(calls) == 2 and chosen.bf16
+            assert json.loads(cache.read_text())[key]["precision"] == "bf16"
+
+
+def test_an_unwritable_cache_folder_only_costs_a_measurement(native_bf16, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("I2I_CACHE_DIR", str(tmp_path / "file"))
+    calls = fake_timings(monkeypatch, bf16=0.2, fp32=0.1)
+    for _ in range(2):
+        assert not settle(resolve("cpu", "auto", threads=1), {"G": tiny_unet()}, (1, 3, 32, 32), False).bf16
+    assert len(calls) == 4
 
 
 def test_a_different_shape_or_network_is_measured_anew(native_bf16, fresh_cache, monkeypatch):
