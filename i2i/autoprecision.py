@@ -1,12 +1,14 @@
 """What ``--precision auto`` runs a workload in on a CPU with native bf16: whichever of bf16 and fp32
 measured faster for that network at that shape on this machine.
 
-Native bf16 (AVX512-BF16, AMX) is not faster for every workload. On this project's AVX512-BF16 CPU,
-pix2pix with unet_128 at 128x128 trained at 1.98 steps/s in bf16 against 3.05 in fp32, while
-unet_256 at 256x256 was 1.5x faster in bf16: small images leave the bf16 kernels too little work
-per call to pay for the casts and layout changes around them. So on such a CPU the choice is a
-measurement: the workload's generators, copied and prepared each way, time a few forward (and for
-training, backward) passes at the job's input shape; the faster wins. The answer is cached per CPU
+Native bf16 (AVX512-BF16, AMX) is not faster for every workload: small images leave the bf16
+kernels little work per call to pay for the casts and layout changes around them. On this
+project's AVX512-BF16 CPU, pix2pix with unet_128 at 128x128 once trained at 1.98 steps/s in bf16
+against 3.05 in fp32, while unet_256 at 256x256 was 1.5x faster in bf16 (since the bottleneck
+layers became matrix products, bf16 measures faster in both there: 5.3 against 3.1 steps/s). So on
+such a CPU the choice is a measurement: the workload's generators, copied and prepared each way,
+time a few forward (and for training, backward) passes at the job's input shape, alternating; bf16
+stays unless fp32 is at least 10% faster. The answer is cached per CPU
 model, torch version, thread count, network and shape in ``precision.json`` under the cache folder
 (``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``), so each workload is
 measured once per machine; the log says what was chosen and why. Elsewhere auto needs no
@@ -34,6 +36,7 @@ from .runtime import Runtime, input_dtype
 log = logging.getLogger(__name__)
 
 PROBE_RUNS = 3  # timed passes per precision, after one warm-up
+MARGIN = 0.1  # fp32 replaces the flags' choice of bf16 only when at least this much faster
 
 
 def cache_path() -> Path:
@@ -78,39 +81,47 @@ def _write_cache(key: str, choice: dict) -> None:
         log.debug("could not cache the precision choice in %s: %s", cache_path(), e)
 
 
-def probe_seconds(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> float:
-    """Median seconds of one pass of every network in ``nets`` on a ``shape`` input (N, C, H, W; C
-    is each network's own first layer's) prepared for ``runtime``: forward, and for ``training``
-    backward too, under the runtime's autocast. The networks are copied first."""
-    with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
-        prepared = {}
-        for name, net in nets.items():
-            net = runtime.prepare(copy.deepcopy(net), training=training)
-            prepared[name] = net.train(training)
-        inputs = {}
+def _one_pass(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool):
+    """A callable that runs one pass of every network in ``nets`` (copied, then prepared for
+    ``runtime``) on a random ``shape`` input (N, C, H, W; C is each network's own first layer's):
+    forward, and for ``training`` backward too, under the runtime's autocast."""
+    prepared, inputs = {}, {}
+    for name, net in nets.items():
+        net = prepared[name] = runtime.prepare(copy.deepcopy(net), training=training).train(training)
+        first = next(m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        x = torch.rand(shape[0], first.in_channels, *shape[2:], device=runtime.device) * 2 - 1
+        x = x.to(dtype=torch.float32 if training else input_dtype(net))
+        inputs[name] = x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+
+    def one_pass():
         for name, net in prepared.items():
-            first = next(m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
-            x = torch.rand(shape[0], first.in_channels, *shape[2:], device=runtime.device) * 2 - 1
-            x = x.to(dtype=torch.float32 if training else input_dtype(net))
-            inputs[name] = x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+            if training:
+                with runtime.autocast():
+                    out = net(inputs[name])
+                out.float().square().mean().backward()
+            else:
+                with torch.inference_mode():
+                    net(inputs[name])
 
-        def one_pass():
-            for name, net in prepared.items():
-                if training:
-                    with runtime.autocast():
-                        out = net(inputs[name])
-                    out.float().square().mean().backward()
-                else:
-                    with torch.inference_mode():
-                        net(inputs[name])
+    return one_pass
 
-        times = []
-        for i in range(1 + PROBE_RUNS):
-            t = time.perf_counter()
+
+def probe_seconds(candidates: dict[str, Runtime], nets: dict[str, nn.Module], shape: tuple[int, ...],
+                  training: bool) -> dict[str, float]:
+    """Median seconds of one pass (:func:`_one_pass`) for each of ``candidates`` (name -> runtime),
+    after one warm-up each, the candidates' passes alternating so that a change in the machine's
+    load falls on all of them alike. The networks are copied; torch's random state is kept."""
+    with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
+        passes = {name: _one_pass(rt, nets, shape, training) for name, rt in candidates.items()}
+        for one_pass in passes.values():
             one_pass()
-            if i:
-                times.append(time.perf_counter() - t)
-        return statistics.median(times)
+        times: dict[str, list[float]] = {name: [] for name in passes}
+        for _ in range(PROBE_RUNS):
+            for name, one_pass in passes.items():
+                t = time.perf_counter()
+                one_pass()
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _valid(choice) -> bool:
@@ -123,7 +134,8 @@ def _valid(choice) -> bool:
 def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> Runtime:
     """The runtime to use for ``nets`` on inputs of ``shape``: ``runtime`` itself unless it is the
     CPU bf16 choice of ``--precision auto`` (``runtime.auto``), in which case the faster of it and
-    its fp32 alternative, measured (:func:`probe_seconds`) or read from the cache."""
+    its fp32 alternative, measured (:func:`probe_seconds`; fp32 must be :data:`MARGIN` faster) or read
+    from the cache."""
     if not runtime.auto:
         return runtime
     fp32 = runtime.fp32_alternative(training)
@@ -131,13 +143,14 @@ def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...],
     choice = _read_cache().get(key)
     if not _valid(choice):
         try:
-            seconds = {"bf16": probe_seconds(runtime, nets, shape, training),
-                       "fp32": probe_seconds(fp32, nets, shape, training)}
+            seconds = probe_seconds({"bf16": runtime, "fp32": fp32}, nets, shape, training)
         except (RuntimeError, ValueError) as e:  # a speed measurement never stops the work it is for
             log.warning("precision auto: bf16 (measuring at %s failed: %s)", "x".join(map(str, shape)),
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
             return runtime.settled()
-        choice = {"precision": min(seconds, key=seconds.get), "seconds": seconds}
+        # bf16 stays unless fp32 is clearly faster: a near tie is noise, and the choice is cached
+        choice = {"precision": "fp32" if seconds["fp32"] < (1 - MARGIN) * seconds["bf16"] else "bf16",
+                  "seconds": seconds}
         _write_cache(key, choice)
         how = "measured"
     else:

@@ -172,11 +172,15 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
     from .autoprecision import settle
 
     if mode.task == "folder" or not mode.specs or world.enabled:
+        why = "several processes, which must agree" if world.enabled else f"--mode {cfg.mode} generates from noise"
+        log.info("precision auto: bf16, as the CPU's flags say (not measured: %s)", why)
         return runtime.settled()
     generators = {name: mode.nets[name] for name in mode.specs}
-    side = cfg.crop_size if "crop" in cfg.preprocess else cfg.load_size  # without a crop, the usual size
     multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
-    side = -(-side // multiple) * multiple
+    if "crop" in cfg.preprocess:
+        side = cfg.crop_size
+    else:  # images keep (about) their own size, at most --load-size: measured a multiple at or below it
+        side = max(multiple, cfg.load_size // multiple * multiple)
     return settle(runtime, generators, (cfg.batch_size, cfg.input_nc, side, side), training=True)
 
 

@@ -32,12 +32,17 @@ def tiny_unet():
     return nets.create("unet_32", in_channels=3, out_channels=3, ngf=4, norm="batch", dropout=False)
 
 
+shapes: list[tuple] = []  # the shapes fake_timings was asked to measure at, newest last
+
+
 def fake_timings(monkeypatch, bf16: float, fp32: float) -> list:
     calls = []
 
-    def probe(runtime, nets_, shape, training):
-        calls.append(runtime.bf16)
-        return bf16 if runtime.bf16 else fp32
+    def probe(candidates, nets_, shape, training):
+        assert candidates["bf16"].bf16 and not candidates["fp32"].bf16
+        calls.extend([True, False])
+        shapes.append(tuple(shape))
+        return {"bf16": bf16, "fp32": fp32}
 
     monkeypatch.setattr(autoprecision, "probe_seconds", probe)
     return calls
@@ -54,7 +59,7 @@ def test_the_faster_precision_wins_and_is_cached(bf16, fp32, training, side, tmp
         assert auto.auto and auto.bf16
         shape = (1, 3, side, side)
         chosen = settle(auto, {"G": tiny_unet()}, shape, training)
-        assert not chosen.auto and chosen.bf16 == (bf16 <= fp32)
+        assert not chosen.auto and chosen.bf16 == (fp32 >= 0.9 * bf16)  # fp32 only when 10% faster
         if not chosen.bf16:
             assert chosen == auto.fp32_alternative(training) and not chosen.channels_last
             assert chosen.nnpack == (not training) and chosen.fast_layers
@@ -184,3 +189,37 @@ def test_a_failed_measurement_keeps_bf16_and_does_not_stop_the_work(native_bf16,
         chosen = settle(auto, {"G": tiny_unet()}, (1, 3, 20, 20), False)  # not a multiple of 32: the U-Net fails
     assert chosen == auto.settled() and "measuring at 1x3x20x20 failed" in caplog.text
     assert not fresh_cache.exists()
+
+
+@pytest.mark.parametrize("preprocess, load_size, side", [("resize_and_crop", 36, 32), ("none", 40, 32),
+                                                         ("none", 70, 64), ("scale_width", 20, 32)])
+def test_training_measures_at_the_shape_it_trains_at(preprocess, load_size, side, native_bf16, fresh_cache,
+                                                     monkeypatch, aligned_dir, tmp_path):
+    """With a crop, the crop; without one, images keep about their own size, at most --load-size:
+    the largest multiple of the generator's (unet_32: 32) at or below it, never below one multiple."""
+    from conftest import tiny_config
+
+    from i2i import modes
+    from i2i.distributed import World
+    from i2i.train import settle_training_precision
+
+    fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    cfg = tiny_config(aligned_dir, tmp_path, precision="auto", preprocess=preprocess, load_size=load_size,
+                      batch_size=2)
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World())
+    assert shapes[-1] == (2, 3, side, side)
+
+
+def test_recipes_from_noise_keep_bf16_and_say_why(native_bf16, fresh_cache, monkeypatch, tmp_path, caplog):
+    from i2i import modes
+    from i2i.distributed import World
+    from i2i.train import settle_training_precision
+
+    calls = fake_timings(monkeypatch, bf16=0.5, fp32=0.1)
+    cfg = modes.make_config("gan", a=str(tmp_path), name="g", image_size=32, ngf=4, ndf=4, z_dim=8)
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    with caplog.at_level(logging.INFO, logger="i2i.train"):
+        chosen = settle_training_precision(cfg, modes.mode_class("gan")(cfg, runtime=auto), auto, World())
+    assert chosen == auto.settled() and calls == []
+    assert "not measured: --mode gan generates from noise" in caplog.text

@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size", type=int, help="image size [default: 256, quick: 128]")
     parser.add_argument("--images", type=int, help="images per translate run [default: 24, quick: 8]")
-    parser.add_argument("--threads", type=int, help="CPU threads [default: i2i's auto choice]")
+    parser.add_argument("--threads", type=int, help="CPU threads for every cell [default: i2i's auto choice, made once]")
     parser.add_argument("--no-machine", action="store_true", help="skip the ceilings (their columns stay empty)")
     parser.add_argument("--cell", choices=sorted(CELLS) + ["machine"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
@@ -298,11 +298,16 @@ def main() -> None:
 
     import torch
 
+    from i2i.runtime import pick_threads
+
+    # one thread count for every cell, chosen once: per cell, i2i's auto choice would follow whatever
+    # else is running at that moment, and the columns would compare different machines
+    args.threads = pick_threads(args.threads)
     precisions = args.precision or ["fp32", "auto"]
     rows = args.only or (QUICK_ROWS if args.quick else list(CELLS))
     model, flags = cpu_model()
     print(f"i2i roofline benchmark: {args.size}x{args.size} (unet_{args.size}), batch 1, median of {args.runs} runs "
-          f"after {args.warmup} warm-up\nCPU: {model}; {os.cpu_count()} CPUs; {' '.join(flags) or 'none of'} "
+          f"after {args.warmup} warm-up, {args.threads} thread(s)\nCPU: {model}; {os.cpu_count()} CPUs; {' '.join(flags) or 'none of'} "
           f"{'' if flags else ' '.join(CPU_FLAGS)}\ntorch {torch.__version__}", flush=True)
     ceilings = {}
     if not args.no_machine:
