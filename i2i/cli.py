@@ -289,7 +289,7 @@ def translate(
     prefix = f"shard {shard_of[0]}/{shard_of[1]}: " if shard_of else ""
     if world.main:
         err.print(f"model: {translator.source} ({translator.spec['name']}"
-                  f"{', ' + translator.direction if translator.direction else ''}); {runtime.describe()}", highlight=False)
+                  f"{', ' + translator.direction if translator.direction else ''}); {translator.runtime.describe()}", highlight=False)
     run_name = Path(translator.source).stem if Path(translator.source).is_file() else Path(translator.source).name
     with Progress(TextColumn(f"{prefix}{{task.description}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=not world.main) as bar:

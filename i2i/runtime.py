@@ -12,7 +12,8 @@
 - MPS: fp32.
 
 On a CPU with native bf16, bf16 is the first choice, not the last word: :mod:`i2i.autoprecision`
-measures the workload both ways (its networks, at its shape) and keeps the faster, cached per machine.
+measures the workload both ways (its networks, at its shape) and keeps bf16 unless fp32 is clearly
+faster, cached per machine.
 
 ``--precision fp32`` is the plain path, bit for bit what i2i computes without this module (and what
 the reference computes); ``--precision bf16`` forces bf16 even where it is emulated.

@@ -182,6 +182,15 @@ def test_training_and_translate_run_in_the_settled_precision(native_bf16, fresh_
     translator = load_translator(run, runtime=resolve("cpu", "auto", threads=1))
     assert translator.runtime.bf16 and next(translator.net.parameters()).dtype == torch.bfloat16
 
+    from test_cli import invoke  # the CLI names the precision it settled on, not the flags' guess
+
+    fake_timings(monkeypatch, bf16=0.5, fp32=0.25)
+    fresh_cache.unlink()
+    result = invoke("translate", str(aligned_dir), "--model", str(run), "--out", str(tmp_path / "out"),
+                    "--precision", "auto", "--threads", "1", "--ab")
+    assert result.exit_code == 0, result.output
+    assert "cpu, fp32" in result.output and "bf16" not in result.output.split("model:")[1].splitlines()[0]
+
 
 def test_a_failed_measurement_keeps_bf16_and_does_not_stop_the_work(native_bf16, fresh_cache, caplog):
     auto = resolve("cpu", "auto", threads=1)
