@@ -1,5 +1,7 @@
+import atexit
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from PIL import Image
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # measured precision choices (i2i.autoprecision) go to a folder of this session, not the user's cache
 os.environ["I2I_CACHE_DIR"] = tempfile.mkdtemp(prefix="i2i-test-cache-")
+atexit.register(shutil.rmtree, os.environ["I2I_CACHE_DIR"], ignore_errors=True)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
