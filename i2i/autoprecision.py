@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .runtime import Runtime, input_dtype
+from .runtime import Runtime, cpu_info, input_dtype
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,8 @@ def cache_path() -> Path:
     return Path(root) / "precision.json"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> str:
-    parts = {"cpu": _cpu_model(), "torch": torch.__version__, "threads": runtime.threads,
+    parts = {"cpu": cpu_info()[0] or "unknown CPU", "torch": torch.__version__, "threads": runtime.threads,
              "training": training, "shape": list(shape),
              "nets": {name: [type(net).__name__, sum(p.numel() for p in net.parameters())]
                       for name, net in sorted(nets.items())}}

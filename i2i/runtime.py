@@ -55,20 +55,25 @@ def cpu_has_native_bf16() -> bool:
     forced = os.environ.get("I2I_CPU_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    return _cpuinfo_has_bf16()
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_info()[1])
 
 
 @lru_cache(maxsize=None)
-def _cpuinfo_has_bf16() -> bool:
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """This CPU's model name and instruction-set flags, from the first processor of /proc/cpuinfo
+    (``("", frozenset())`` where there is none to read, as on macOS or Windows)."""
+    model, flags = "", frozenset()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = frozenset(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return False
+    return model, flags
 
 
 def pick_device(name: str = "auto") -> torch.device:

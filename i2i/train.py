@@ -171,22 +171,28 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
 
 
 def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
-    """``--precision auto`` on a CPU with native bf16: bf16 or fp32, whichever trains this recipe's
-    generators faster at its crop size (:func:`i2i.autoprecision.settle`). Recipes that generate
-    from noise, and runs of several processes (which must agree), keep bf16."""
+    """The runtime ``mode`` trains on, set on it (:meth:`~i2i.modes.base.Mode.use_runtime`) and
+    returned: ``runtime`` itself, unless it is ``--precision auto`` on a CPU with native bf16; then
+    bf16 or fp32, whichever trains this recipe's generators faster at its crop size
+    (:func:`i2i.autoprecision.settle`). Recipes that generate from noise, and runs of several
+    processes (which must agree), keep bf16. Call it before :meth:`~i2i.runtime.Runtime.prepare_mode`."""
     from .autoprecision import settle
 
-    if mode.task == "folder" or not mode.specs or world.enabled:
+    measurable = mode.task != "folder" and mode.specs and not world.enabled
+    if runtime.auto and not measurable:
         why = "several processes, which must agree" if world.enabled else f"--mode {cfg.mode} generates from noise"
         log.info("precision auto: bf16, as the CPU's flags say (not measured: %s)", why)
-        return runtime.settled()
-    generators = {name: mode.nets[name] for name in mode.specs}
-    multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
-    if "crop" in cfg.preprocess:
-        side = cfg.crop_size
-    else:  # images keep (about) their own size, at most --load-size: measured a multiple at or below it
-        side = max(multiple, cfg.load_size // multiple * multiple)
-    return settle(runtime, generators, (cfg.batch_size, cfg.input_nc, side, side), training=True)
+        runtime = runtime.settled()
+    elif runtime.auto:
+        generators = {name: mode.nets[name] for name in mode.specs}
+        multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
+        if "crop" in cfg.preprocess:
+            side = cfg.crop_size
+        else:  # images keep (about) their own size, at most --load-size: measured a multiple at or below it
+            side = max(multiple, cfg.load_size // multiple * multiple)
+        runtime = settle(runtime, generators, (cfg.batch_size, cfg.input_nc, side, side), training=True)
+    mode.use_runtime(runtime)
+    return runtime
 
 
 def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
@@ -225,9 +231,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         converted = use_sync_batchnorm(mode.nets)
         if converted:
             log.info("batch norm synchronised across the %d processes (%d layers)", world.size, converted)
-    if runtime.auto:  # the CPU computes bf16 natively; whether it is faster here is measured
-        runtime = settle_training_precision(cfg, mode, runtime, world)
-        mode.use_runtime(runtime)
+    runtime = settle_training_precision(cfg, mode, runtime, world)  # auto: bf16 or fp32, measured
     runtime.prepare_mode(mode)
     validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) and world.main else None
     best = {"step": None, "value": None}

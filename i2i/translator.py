@@ -48,7 +48,7 @@ class Translator:
     def padded_side(self, n: int) -> int:
         """The side an image side of ``n`` pixels is reflect-padded to: the generator's multiple, at
         least :attr:`min_size`."""
-        return -(-max(n, self.min_size) // self.multiple) * self.multiple
+        return padded_side(self.net, n)
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -88,6 +88,13 @@ def pad_reflect(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -
                 i = torch.where(i < n, i, 2 * n - 2 - i)
             x = x.index_select(dim, i)
     return x
+
+
+def padded_side(net: torch.nn.Module, n: int) -> int:
+    """The side an image side of ``n`` pixels is reflect-padded to for generator ``net``: a multiple
+    of its ``size_multiple``, at least its ``min_size`` (default: one multiple)."""
+    multiple = net.size_multiple
+    return -(-max(n, getattr(net, "min_size", multiple)) // multiple) * multiple
 
 
 def load_translator(model: str | Path | None = None, direction: str | None = None,
@@ -134,6 +141,6 @@ def load_translator(model: str | Path | None = None, direction: str | None = Non
     if runtime.auto:  # bf16 or fp32, whichever measured faster for this network (at 256x256)
         from .autoprecision import settle
 
-        side = -(-max(256, getattr(net, "min_size", 1)) // net.size_multiple) * net.size_multiple
+        side = padded_side(net, 256)
         runtime = settle(runtime, {spec["name"]: net}, (1, spec.get("in_channels", 3), side, side), training=False)
     return Translator(runtime.prepare(net, training=False), spec, direction, str(path), runtime)

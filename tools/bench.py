@@ -65,17 +65,11 @@ def peak_rss_mb() -> float:
 
 
 def cpu_model() -> tuple[str, list[str]]:
-    """The CPU's model name and which of CPU_FLAGS it has, from /proc/cpuinfo (Linux)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in (platform.processor(), platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return model, [f for f in CPU_FLAGS if f in flags]
+    """The CPU's model name and which of CPU_FLAGS it has (:func:`i2i.runtime.cpu_info`)."""
+    from i2i.runtime import cpu_info
+
+    model, flags = cpu_info()
+    return model or platform.processor() or platform.machine(), [f for f in CPU_FLAGS if f in flags]
 
 
 def count_flops(fn) -> float:
@@ -180,9 +174,7 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
     runtime = resolve("cpu", precision, threads, training=True)
     torch.manual_seed(0)
     mode = modes.mode_class(mode_name)(cfg, runtime=runtime)
-    if runtime.auto:  # as i2i train decides it: bf16 or fp32, measured (i2i/autoprecision.py)
-        runtime = settle_training_precision(cfg, mode, runtime, World())
-        mode.use_runtime(runtime)
+    runtime = settle_training_precision(cfg, mode, runtime, World())  # as i2i train decides auto
     runtime.prepare_mode(mode)
     batch = {"A": torch.rand(1, 3, size, size) * 2 - 1, "B": torch.rand(1, 3, size, size) * 2 - 1}
     flops = count_flops(lambda: mode.train_step(batch))
