@@ -37,3 +37,21 @@ def test_cpu_model_and_flags(bench):
     model, flags = bench.cpu_model()
     assert isinstance(model, str) and model
     assert set(flags) <= set(bench.CPU_FLAGS)
+
+
+def test_time_breakdown_sorts_ops_by_kind(bench):
+    """The profile names where a step's time goes: a convolution's time is counted as convolution, a
+    dtype cast's as a cast."""
+    import torch
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 16, 16)
+
+    def step():
+        conv(x.to(torch.float64).float()).sum().backward()
+
+    kinds = bench.time_breakdown(step, steps=2)
+    assert set(kinds) == set(bench.TIME_KINDS) | {"other"}
+    assert kinds["convolutions and matrix products"] > 0
+    assert kinds["dtype casts and copies"] > 0
+    assert all(v >= 0 for v in kinds.values())

@@ -3,6 +3,7 @@
     python tools/bench.py             # the reference's defaults: 256x256, batch 1; about 8 minutes on 2 cores
     python tools/bench.py --quick     # 128x128, fewer rows and runs: under two minutes
     python tools/bench.py --only pix2pix --precision fp32 --precision auto --runs 16
+    python tools/bench.py --only pix2pix --precision bf16 --breakdown   # where a step's time goes
 
 First the machine: its CPU model and the instruction sets that matter (AVX2, AVX512, AVX512-BF16,
 VNNI, AMX), memory bandwidth (copying 256 MB), and the convolution ceilings measured on the
@@ -161,7 +162,33 @@ def conv_ceilings(runs: int, native_bf16: bool, int8: bool) -> dict[str, dict]:
     return best
 
 
-def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int, warmup: int, threads: int | None) -> dict:
+# op-name fragments -> where a training step's time goes (torch.profiler's self CPU time per op)
+TIME_KINDS = {
+    "convolutions and matrix products": ("convolution", "aten::mm", "aten::addmm", "aten::bmm", "im2col", "col2im"),
+    "dtype casts and copies": ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous"),
+    "optimiser": ("adam", "optimizer", "aten::_foreach"),
+    "norms and activations": ("norm", "relu", "tanh", "threshold", "sigmoid"),
+}
+
+
+def time_breakdown(step, steps: int = 3) -> dict[str, float]:
+    """Seconds per ``step()`` by kind of op (TIME_KINDS, the rest as "other"), from torch.profiler's
+    self CPU times: the profile that says what a faster step would have to cut."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    kinds = dict.fromkeys([*TIME_KINDS, "other"], 0.0)
+    for event in prof.key_averages():
+        name = event.key.lower()
+        kind = next((k for k, parts in TIME_KINDS.items() if any(part.lower() in name for part in parts)), "other")
+        kinds[kind] += event.self_cpu_time_total / 1e6 / steps
+    return kinds
+
+
+def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int, warmup: int, threads: int | None,
+                breakdown: bool = False) -> dict:
     import torch
 
     from i2i import modes
@@ -185,7 +212,8 @@ def bench_train(mode_name: str, net_g: str, precision: str, size: int, runs: int
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return {"value": statistics.median(times), "runs": times, "runtime": runtime.describe(), "flops": flops,
-            "rate": flops / statistics.median(times) / 1e9, "ceiling": ("bf16" if runtime.bf16 else "fp32") + " fwd+bwd"}
+            "rate": flops / statistics.median(times) / 1e9, "ceiling": ("bf16" if runtime.bf16 else "fp32") + " fwd+bwd",
+            "breakdown": time_breakdown(lambda: mode.train_step(batch)) if breakdown else None}
 
 
 def bench_translate(net_g: str, precision: str, size: int, runs: int, warmup: int, threads: int | None,
@@ -246,7 +274,8 @@ def run_cell(args) -> None:
         kind, net, _ = CELLS[args.cell]
         net = net.replace("_N", f"_{args.size}")
         if kind == "train":
-            result = bench_train(args.cell, net, args.precision, args.size, args.runs, args.warmup, args.threads)
+            result = bench_train(args.cell, net, args.precision, args.size, args.runs, args.warmup, args.threads,
+                                 args.breakdown)
         else:
             result = bench_translate(net, args.precision, args.size, args.runs, args.warmup, args.threads, args.images)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -261,10 +290,25 @@ def subprocess_cell(args, cell: str, precision: str) -> dict:
            "--warmup", str(args.warmup), "--size", str(args.size), "--images", str(args.images)]
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--quick"] if args.quick else []
+    cmd += ["--breakdown"] if args.breakdown else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{cell} at {precision} failed:\n{done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_breakdown(row: str, precision: str, r: dict, ceiling: float | None) -> None:
+    """Where one step's time goes (profiled, so a little slower than the timed runs), and the bound it
+    sets: were everything but the convolutions free, the step would reach ``bound`` of the ceiling."""
+    kinds = r["breakdown"]
+    total = sum(kinds.values())
+    print(f"\n{row} @ {precision}: one profiled step, {1000 * total:.0f} ms")
+    for kind, seconds in kinds.items():
+        print(f"  {kind:<34}{1000 * seconds:>7.1f} ms {100 * seconds / total:>4.0f}%")
+    conv = kinds["convolutions and matrix products"]
+    if ceiling and conv:
+        print(f"  convolutions alone: {r['flops'] / conv / 1e9:.0f} GFLOP/s; with every other op free the step would "
+              f"reach {100 * r['flops'] / conv / 1e9 / ceiling:.0f}% of the {r['ceiling']} ceiling")
 
 
 def main() -> None:
@@ -279,6 +323,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="images per translate run [default: 24, quick: 8]")
     parser.add_argument("--threads", type=int, help="CPU threads for every cell [default: i2i's auto choice, made once]")
     parser.add_argument("--no-machine", action="store_true", help="skip the ceilings (their columns stay empty)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="profile each training row: where a step's time goes, and the best fraction of the "
+                             "ceiling its convolutions allow")
     parser.add_argument("--cell", choices=sorted(CELLS) + ["machine"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
     args.runs = args.runs or (2 if args.quick else 5)
@@ -335,6 +382,9 @@ def main() -> None:
             a, b = results[row, precisions[0]]["value"], results[row, precisions[-1]]["value"]
             line += f"{(a / b if unit == 's/step' else b / a):>7.2f}x"
         print(line)
+    for (row, p), r in results.items():
+        if r.get("breakdown"):
+            print_breakdown(row, p, r, ceilings.get(r["ceiling"], {}).get("value"))
     print("\ntimes: s/step (training) or images/s (translate); GFLOP: per step or image (FlopCounterMode); ceil%: "
           "of the forward+backward (training) or forward (translate) ceiling at the row's precision; MB: peak memory")
 
