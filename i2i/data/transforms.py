@@ -18,6 +18,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from PIL import Image  # noqa: E402
+
 from .images import array_to_tensor  # noqa: E402
 
 
@@ -25,6 +27,28 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC array -> CxHxW float32 tensor in [-1, 1]: uint8 ``x / 127.5 - 1``, float in [0, 1]
     ``x * 2 - 1`` (see :func:`i2i.data.images.array_to_tensor`, which this is)."""
     return array_to_tensor(image)
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """HxWxC uint8, or float32 in [0, 1], -> ``height`` x ``width`` x C of the same dtype, by PIL's
+    bicubic filter, antialiased when shrinking: what the reference's ``transforms.Resize(size,
+    Image.BICUBIC)`` does to its PIL images (data/base_dataset.py, ``get_transform``), so training
+    crops carry the same detail as the reference's and as the images i2i translates.
+
+    Each channel is resized on its own (as PIL does inside an RGB image), so any channel count works;
+    float images are resized in PIL's 32-bit float mode and clipped back to [0, 1].
+    """
+    if image.shape[:2] == (height, width):
+        return image
+    if image.dtype == np.uint8 and image.shape[2] in (1, 3):
+        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        out = np.asarray(pil.resize((width, height), Image.Resampling.BICUBIC))
+        return out[:, :, None] if out.ndim == 2 else out
+    mode = "L" if image.dtype == np.uint8 else "F"
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode=mode)
+                         .resize((width, height), Image.Resampling.BICUBIC)) for c in range(image.shape[2])]
+    out = np.stack(planes, axis=2)
+    return out if image.dtype == np.uint8 else np.clip(out, 0, 1).astype(image.dtype)
 
 
 def round_to_multiple(size: int, multiple: int) -> int:
@@ -44,24 +68,17 @@ class Augment:
 
     def __init__(self, preprocess: str, load_size: int, crop_size: int, flip: bool, multiple: int):
         self.preprocess, self.load_size, self.crop_size, self.multiple = preprocess, load_size, crop_size, multiple
-        steps: list = []
-        if preprocess == "resize_and_crop":
-            steps.append(A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC))
+        steps: list = []  # the resize comes first, outside the pipeline (see :func:`resize`)
         if "crop" in preprocess:
             steps.append(A.RandomCrop(crop_size, crop_size, pad_if_needed=True, border_mode=cv2.BORDER_REFLECT_101))
         if flip:
             steps.append(A.HorizontalFlip(p=0.5))
         self.pipeline = A.Compose(steps, additional_targets={"target": "image"})
 
-    def _resize(self, image: np.ndarray, h: int, w: int) -> np.ndarray:
-        if image.shape[:2] == (h, w):
-            return image
-        out = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
-        return out[:, :, None] if out.ndim == 2 else out
-
     def resize_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) that an image of ``height`` x ``width`` pixels is resized to before any crop
-        (``resize_and_crop`` resizes inside the pipeline, to load_size x load_size)."""
+        """(height, width) that an image of ``height`` x ``width`` pixels is resized to before any crop."""
+        if self.preprocess == "resize_and_crop":
+            return self.load_size, self.load_size
         h, w = height, width
         if self.preprocess.startswith("scale_width"):
             h, w = max(int(self.load_size * h / w), self.crop_size), self.load_size
@@ -83,8 +100,8 @@ class Augment:
         h, w = self.resize_size(*a.shape[:2])
         self.pipeline.set_random_seed(seed)
         if b is None:
-            return to_tensor(self.pipeline(image=self._resize(a, h, w))["image"])
-        out = self.pipeline(image=self._resize(a, h, w), target=self._resize(b, h, w))
+            return to_tensor(self.pipeline(image=resize(a, h, w))["image"])
+        out = self.pipeline(image=resize(a, h, w), target=resize(b, h, w))
         return to_tensor(out["image"]), to_tensor(out["target"])
 
 
