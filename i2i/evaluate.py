@@ -1,12 +1,16 @@
 """``i2i eval``: score a run's generators on held-out images and write ``eval.json`` in the run folder.
 
 - pix2pix runs, on paired data (A|B images, or A/ and B/ folders): L1, PSNR and SSIM of each output
-  against its target, at the images' own size; with a palette, label-map accuracy and mean IoU.
+  against its target; with a palette, label-map accuracy and mean IoU.
 - Unpaired runs (CycleGAN, DualGAN, CUT), on the two test folders: the identity L1 of each
   generator (how much it changes images already of its target domain) and, for runs with a
   generator each way, the round-trip (cycle) L1.
 - Either, given pytorch-fid's Inception weights: FID and KID between outputs and real images of the
   target domain.
+
+Test images are scored at the size the run trained at (:func:`scoring_size`): a run trained on
+128-pixel crops of images resized to 143 is scored on test images resized to 128, as the
+reference's test.py does (its test options set load_size to crop_size), not at their own 256.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 import torch
 
 from . import metrics
-from .data.images import read_tensor
+from .data.images import array_to_tensor, read_array
+from .data.transforms import Augment, resize
 from .data.unpaired import readable_images
 from .errors import UsageError
 from .io import write_json
@@ -30,6 +35,15 @@ from .translator import load_translator
 log = logging.getLogger(__name__)
 
 EVAL_FILE = "eval.json"
+
+
+def scoring_size(preprocess: str | None, crop_size: int | None) -> int | None:
+    """The side that test images are resized to (square) before a run's generators translate them for
+    scoring: the run's ``crop_size`` when it trained on ``resize_and_crop`` crops (the reference's
+    default, whose test.py then resizes to crop_size: options/test_options.py sets load_size to
+    crop_size); None, the images' own size, for the other preprocess options and for imported
+    generators, which carry no training options."""
+    return crop_size if preprocess == "resize_and_crop" and crop_size else None
 
 
 def _unit(t: torch.Tensor) -> torch.Tensor:
@@ -91,19 +105,24 @@ def evaluate_paired(translator, data, palette: np.ndarray | None, inception,
     return scores
 
 
-def paired_data(a: str, b: str | None, direction: str, translator):
+def paired_data(a: str, b: str | None, direction: str, in_channels: int, out_channels: int, size: int | None):
+    """Test pairs as a PairedDataset; with ``size``, both images of a pair resized to ``size`` x ``size``
+    by the training resize (:func:`i2i.data.transforms.resize`)."""
     from .data.paired import PairedDataset
 
-    return PairedDataset(a, b, direction, translator.in_channels, translator.spec.get("out_channels", 3))
+    transform = Augment("resize_and_crop", size, size, flip=False, multiple=1) if size else None
+    return PairedDataset(a, b, direction, in_channels, out_channels, transform)
 
 
 def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], inception,
-                      progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+                      progress: Callable[[int, int], None] | None = None, size: int | None = None) -> dict[str, float]:
     """Identity L1 of each generator given (and FID/KID of each direction) on two image lists, and
-    the round-trip L1 when there are both; ``g_ba`` may be None (one-way recipes such as CUT)."""
+    the round-trip L1 when there are both; ``g_ba`` may be None (one-way recipes such as CUT). With
+    ``size``, every image is first resized to ``size`` x ``size`` (see :func:`scoring_size`)."""
     def tensors(files, channels):
         for f in files:
-            yield read_tensor(f, channels)[None]
+            arr = read_array(f, channels)
+            yield array_to_tensor(resize(arr, size, size) if size else arr)[None]
 
     total, done = len(files_a) + len(files_b), 0
     scores: dict[str, float] = {}
@@ -144,8 +163,11 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
 
 def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: str | None = None,
              inception_weights: str | None = None, runtime=None,
-             progress: Callable[[int, int], None] | None = None) -> dict:
-    """Score the run in ``run_dir`` on ``a`` (and ``b``); write and return the ``eval.json`` record."""
+             progress: Callable[[int, int], None] | None = None, size: int | None = None) -> dict:
+    """Score the run in ``run_dir`` on ``a`` (and ``b``); write and return the ``eval.json`` record.
+
+    ``size``: the side test images are resized to before scoring; None: :func:`scoring_size` of the
+    run's options; 0: the images' own size."""
     run = Run(run_dir)
     doc = run.read_config()
     mode = doc.get("mode")
@@ -161,6 +183,11 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
 
         inception = load_inception(inception_weights)
     palette = metrics.read_palette(palette_file) if palette_file else None
+    if size is None:
+        size = scoring_size(doc.get("preprocess"), doc.get("crop_size"))
+    elif size < 0:
+        raise UsageError(f"--size {size}: give a positive side in pixels, or 0 for the images' own size")
+    size = size or None
     started = time.perf_counter()
     if task == "unpaired":
         if b is None:
@@ -170,12 +197,14 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
         directions = run.directions(doc)
         g_ab, g_ba = (load_translator(run.path, d, runtime=runtime) if d in directions else None
                       for d in ("AtoB", "BtoA"))
-        scores = evaluate_unpaired(g_ab, g_ba, readable_images(a, "--a"), readable_images(b, "--b"), inception, progress)
+        scores = evaluate_unpaired(g_ab, g_ba, readable_images(a, "--a"), readable_images(b, "--b"), inception, progress,
+                                   size)
     else:
         translator = load_translator(run.path, runtime=runtime)
-        data = paired_data(a, b, doc.get("direction", "AtoB"), translator)
+        data = paired_data(a, b, doc.get("direction", "AtoB"), translator.in_channels,
+                           translator.spec.get("out_channels", 3), size)
         scores = evaluate_paired(translator, data, palette, inception, progress)
-    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file,
+    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file, "size": size,
               "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
     write_json(run.path / EVAL_FILE, record)
     return record

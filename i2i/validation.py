@@ -3,7 +3,8 @@ log the scores, and keep the best checkpoint beside the latest.
 
 Held-out images come from ``--val`` (pix2pix: a folder of pairs; cycle, dual: domain A, with
 ``--val-b`` for domain B) or from ``--val-fraction`` of the training images, set aside by the seed
-before training starts (they are then never trained on). The scores are those of ``i2i eval``.
+before training starts (they are then never trained on). The scores are those of ``i2i eval``, at
+the same size (:func:`i2i.evaluate.scoring_size`).
 The best checkpoint, by ``--best-metric`` (default: L1 for pix2pix, the mean round-trip L1 for
 cycle and dual), is written to ``<run>/best/``, a run folder of its own that ``i2i translate
 --model <run>/best`` loads.
@@ -52,9 +53,10 @@ def validation_data(cfg, held_out=None):
     from . import modes
 
     if modes.mode_class(cfg.mode).task == "paired":
-        from .data.paired import PairedDataset
+        from .evaluate import paired_data, scoring_size
 
-        data = PairedDataset(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc)
+        data = paired_data(cfg.val or cfg.a, None if cfg.val else cfg.b, cfg.direction, cfg.input_nc, cfg.output_nc,
+                           scoring_size(cfg.preprocess, cfg.crop_size))
         if held_out is not None:
             data.items = held_out
         return data
@@ -98,7 +100,7 @@ class Validator:
         return Translator(self.mode.nets[name], self.mode.specs[name], direction, "validation", self.runtime)
 
     def __call__(self) -> dict[str, float]:
-        from .evaluate import evaluate_paired, evaluate_unpaired
+        from .evaluate import evaluate_paired, evaluate_unpaired, scoring_size
 
         generators = {self.mode.nets[n] for n in self.mode.translators.values()}
         for g in generators:
@@ -108,7 +110,7 @@ class Validator:
                 scores = evaluate_paired(self.translator(self.cfg.direction), self.data, None, None)
             else:
                 scores = evaluate_unpaired(self.translator("AtoB"), self.translator("BtoA"), self.files_a,
-                                           self.files_b, None)
+                                           self.files_b, None, size=scoring_size(self.cfg.preprocess, self.cfg.crop_size))
         finally:
             for g in generators:
                 g.train()

@@ -51,7 +51,7 @@ def test_perfect_outputs_score_perfectly(tmp_path):
         def __call__(self, x):
             return x.clone()
 
-    s = ev.evaluate_paired(Identity(), ev.paired_data(str(root), None, "AtoB", Identity()), None, None)
+    s = ev.evaluate_paired(Identity(), ev.paired_data(str(root), None, "AtoB", 3, 3, None), None, None)
     assert s["L1"] == 0 and s["SSIM"] == pytest.approx(1.0) and s["PSNR"] == 100.0
 
 
@@ -75,3 +75,69 @@ def test_eval_cli_prints_a_table_and_refuses_generative_runs(aligned_dir, tmp_pa
     (run / "config.json").write_text(json.dumps(doc))
     result = CliRunner().invoke(app, ["eval", str(run), "--a", str(aligned_dir)])
     assert result.exit_code == 2 and "gan run" in result.output
+
+
+def ab_images(root, n: int, half: int):
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (half, 2 * half, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def test_scored_at_the_size_the_run_trained_at(tmp_path):
+    """A run trained on 32-pixel crops (resize_and_crop) is scored on test pairs resized to 32, as the
+    reference's test.py does, and so is its validation during training; --size overrides, 0 keeps
+    the images' own size."""
+    from i2i import evaluate as ev
+    from i2i.validation import validation_data
+
+    data = ab_images(tmp_path / "ab48", 3, 48)
+    cfg = tiny_config(data, tmp_path, max_steps=1)
+    assert ev.scoring_size(cfg.preprocess, cfg.crop_size) == 32
+    assert ev.scoring_size("scale_width", 32) is None and ev.scoring_size("resize_and_crop", None) is None
+    seen = []
+
+    class Identity:
+        def __call__(self, x):
+            seen.append(tuple(x.shape))
+            return x.clone()
+
+    for size, side in ((32, 32), (None, 48), (40, 40)):
+        seen.clear()
+        ev.evaluate_paired(Identity(), ev.paired_data(str(data), None, "AtoB", 3, 3, size), None, None)
+        assert seen == [(1, 3, side, side)] * 3
+    val = validation_data(tiny_config(data, tmp_path, val=str(data)))
+    assert val[(0, 0)]["A"].shape == val[(0, 0)]["B"].shape == (3, 32, 32)
+
+    run = train(cfg)
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(run), "--a", str(data), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "resized to 32x32" in result.output and json.loads((run / "eval.json").read_text())["size"] == 32
+    result = runner.invoke(app, ["eval", str(run), "--a", str(data), "--threads", "1", "--size", "0"])
+    assert result.exit_code == 0 and "at their own size" in result.output
+    assert json.loads((run / "eval.json").read_text())["size"] is None
+    result = runner.invoke(app, ["eval", str(run), "--a", str(data), "--size", "-3"])
+    assert result.exit_code == 2 and "--size -3" in result.output and "Traceback" not in result.output
+
+
+def test_unpaired_scored_at_the_trained_size(tmp_path):
+    from i2i import evaluate as ev
+
+    a, b = ab_images(tmp_path / "a", 2, 24), ab_images(tmp_path / "b", 2, 24)  # 48x24 images
+    seen = []
+
+    class Identity:
+        in_channels, spec = 3, {"out_channels": 3}
+
+        def __call__(self, x):
+            seen.append(tuple(x.shape))
+            return x.clone()
+
+    files_a, files_b = sorted(a.iterdir()), sorted(b.iterdir())
+    s = ev.evaluate_unpaired(Identity(), Identity(), files_a, files_b, None, size=16)
+    assert set(seen) == {(1, 3, 16, 16)} and s["cycle_L1"] == 0
+    seen.clear()
+    ev.evaluate_unpaired(Identity(), Identity(), files_a, files_b, None)
+    assert set(seen) == {(1, 3, 24, 48)}
