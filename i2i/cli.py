@@ -325,6 +325,7 @@ def eval_command(
     precision: str = typer.Option("fp32", help="auto, fp32 or bf16 (see i2i translate). [default: fp32, so scores do not depend on the machine]", show_default=False),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
     size: Optional[int] = typer.Option(None, help="Resize test images to SIZE x SIZE before scoring; 0: their own size. [default: the run's --crop-size when it trained with --preprocess resize_and_crop, as the reference's test.py does; else their own size]", show_default=False),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
 ):
     """Score a run on test images: a table, and eval.json in the run folder."""
     from rich.table import Table
@@ -338,7 +339,8 @@ def eval_command(
         task = bar.add_task("eval", total=None)
         record = evaluate(run, a, b, None if palette is None else str(palette),
                           None if inception_weights is None else str(inception_weights), runtime,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total), size=size)
+                          progress=lambda done, total: bar.update(task, completed=done, total=total), size=size,
+                          eval_mode=not no_eval)
     step = f" at step {record['step']}" if record["step"] is not None else ""  # imported runs have no log
     at = f" resized to {record['size']}x{record['size']}" if record["size"] else " at their own size"
     console.print(f"{run}{step}, {record['scores']['images']} images{at}:", highlight=False)

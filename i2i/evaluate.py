@@ -163,11 +163,13 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
 
 def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: str | None = None,
              inception_weights: str | None = None, runtime=None,
-             progress: Callable[[int, int], None] | None = None, size: int | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None, size: int | None = None,
+             eval_mode: bool = True) -> dict:
     """Score the run in ``run_dir`` on ``a`` (and ``b``); write and return the ``eval.json`` record.
 
     ``size``: the side test images are resized to before scoring; None: :func:`scoring_size` of the
-    run's options; 0: the images' own size."""
+    run's options; 0: the images' own size. ``eval_mode=False`` keeps dropout and batch statistics
+    on, as the reference's test.py does without ``--eval``."""
     run = Run(run_dir)
     doc = run.read_config()
     mode = doc.get("mode")
@@ -195,16 +197,16 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
         if palette is not None:
             raise UsageError("--palette needs paired targets; it scores paired runs")
         directions = run.directions(doc)
-        g_ab, g_ba = (load_translator(run.path, d, runtime=runtime) if d in directions else None
+        g_ab, g_ba = (load_translator(run.path, d, runtime=runtime, eval_mode=eval_mode) if d in directions else None
                       for d in ("AtoB", "BtoA"))
         scores = evaluate_unpaired(g_ab, g_ba, readable_images(a, "--a"), readable_images(b, "--b"), inception, progress,
                                    size)
     else:
-        translator = load_translator(run.path, runtime=runtime)
+        translator = load_translator(run.path, runtime=runtime, eval_mode=eval_mode)
         data = paired_data(a, b, doc.get("direction", "AtoB"), translator.in_channels,
                            translator.spec.get("out_channels", 3), size)
         scores = evaluate_paired(translator, data, palette, inception, progress)
-    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file, "size": size,
+    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file, "size": size, "eval_mode": eval_mode,
               "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
     write_json(run.path / EVAL_FILE, record)
     return record

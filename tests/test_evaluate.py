@@ -141,3 +141,19 @@ def test_unpaired_scored_at_the_trained_size(tmp_path):
     seen.clear()
     ev.evaluate_unpaired(Identity(), Identity(), files_a, files_b, None)
     assert set(seen) == {(1, 3, 24, 48)}
+
+
+def test_no_eval_scores_with_dropout_and_batch_statistics_on(aligned_dir, tmp_path):
+    """--no-eval: the reference's test.py without --eval (dropout on, batch norm on the test batch);
+    eval.json says which was used."""
+    run = train(tiny_config(aligned_dir, tmp_path, max_steps=2))
+    runner = CliRunner()
+    scores = {}
+    for flag in ([], ["--no-eval"]):
+        result = runner.invoke(app, ["eval", str(run), "--a", str(aligned_dir), "--threads", "1", "--precision", "fp32",
+                                     *flag])
+        assert result.exit_code == 0, result.output
+        record = json.loads((run / "eval.json").read_text())
+        assert record["eval_mode"] is (not flag)
+        scores[bool(flag)] = record["scores"]["L1"]
+    assert scores[True] != scores[False]
