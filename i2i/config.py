@@ -165,7 +165,8 @@ class TrainConfig:
                              "they need --batch-size 1. Options under which a training step cannot run (images too "
                              "small for the networks, say) are refused before training, naming what to change.")
     flip: bool = option(True, "Random horizontal flips.")
-    serial_batches: bool = option(False, "Take B images in order, not at random.")
+    serial_batches: bool = option(False, "Take the images in order, not shuffled: A in file order, B[i] beside A[i] "
+                                         "(modulo the shorter folder), as the reference's --serial_batches.")
     workers: int = option(2, "Data loading processes.")
     strict: bool = option(False, "Stop on unreadable, truncated or unmatched files, and A|B images of odd width, "
                                  "instead of skipping them.")

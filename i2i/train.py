@@ -49,7 +49,12 @@ class Observer(Protocol):
 
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     """LR multiplier for the 0-based ``epoch``: 1 for ``epochs`` epochs, then linear decay
-    1 - k/(epochs_decay + 1) for the k-th decay epoch, as the reference's ``linear`` policy."""
+    1 - k/(epochs_decay + 1) for the k-th decay epoch: the reference's ``linear`` policy
+    (models/networks.py, ``get_scheduler``) stepped at the end of each epoch, as the pix2pix and
+    CycleGAN papers describe it ("keep the same learning rate for the first 100 epochs and linearly
+    decay the rate to zero over the next 100"), as CUT's train.py and the reference before mid-2020
+    do. The reference's train.py today steps at the start of each epoch, so it decays one epoch
+    earlier and trains its last epoch at lr 0; i2i keeps the papers' schedule (docs/recipes.md)."""
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
@@ -238,7 +243,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
 
     from .data.transforms import EpochSampler
 
-    sampler = EpochSampler(len(dataset), cfg.seed, rank=world.rank, world=world.size)
+    sampler = EpochSampler(len(dataset), cfg.seed, shuffle=not cfg.serial_batches, rank=world.rank, world=world.size)
     steps_per_epoch = math.ceil(sampler.per_rank / cfg.batch_size)
     total_epochs = cfg.epochs + cfg.epochs_decay
     total_steps = steps_per_epoch * total_epochs
@@ -380,6 +385,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * factor
             sampler.epoch, sampler.start = epoch, epoch_step * cfg.batch_size
+            mode_cls.set_epoch(cfg, dataset, epoch)
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                 generator=loader_generator, pin_memory=device.type == "cuda",

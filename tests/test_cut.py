@@ -130,3 +130,40 @@ def test_a_cut_run_works_with_every_command(tmp_path):
     model = load(run, device="cpu", precision="fp32")
     image = Image.open(folders["a"] / "1.png")
     assert model(image).size == translate_image(model, image, None).size == (36, 32)
+
+
+@pytest.mark.parametrize("name", ["cut", "fastcut"])
+def test_decay_epochs_see_whole_images_as_the_authors_code(name, tmp_path, monkeypatch):
+    """Before --epochs, random load_size -> crop_size crops; in the decay epochs each image is resized
+    straight to crop_size and seen whole (the authors' unaligned_dataset.py); the loop tells the
+    recipe each epoch."""
+    import numpy as np
+
+    from conftest import random_image
+    from i2i.data.transforms import resize
+    from i2i.train import train
+
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        for i in range(2):
+            random_image(48, 48, seed=i + (side == "b") * 10).save(tmp_path / side / f"{i}.png")
+    cfg = modes.make_config(name, **{**TINY, "a": str(tmp_path / "a"), "b": str(tmp_path / "b"), "flip": False,
+                                     "epochs": 2, "epochs_decay": 2, "checkpoints_dir": str(tmp_path / "ck"),
+                                     "workers": 0, "precision": "fp32", "report": False})
+    cls = modes.mode_class(name)
+    data = cls.make_dataset(cfg)
+    whole = torch.from_numpy(resize(np.asarray(random_image(48, 48, seed=0)), 32, 32).copy()).permute(2, 0, 1) / 127.5 - 1
+    for epoch in range(4):
+        cls.set_epoch(cfg, data, epoch)
+        crops = [data[(0, seed)]["A"] for seed in range(6)]
+        if epoch < cfg.epochs:
+            assert len({float(c.sum()) for c in crops}) > 1  # random crops of the 36-pixel resize
+        else:
+            assert all(torch.allclose(c, whole, atol=1e-6) for c in crops)
+
+    seen = []
+    original = cls.set_epoch
+    monkeypatch.setattr(cls, "set_epoch",
+                        staticmethod(lambda cfg, dataset, epoch: seen.append(epoch) or original(cfg, dataset, epoch)))
+    train(cfg)
+    assert seen == [0, 1, 2, 3]

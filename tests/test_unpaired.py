@@ -143,3 +143,22 @@ def test_direction_btoa_swaps_folders(unpaired_dirs, tmp_path):
 def test_pix2pix_config_is_unchanged_by_unpaired_options(aligned_dir, tmp_path):
     cfg = tiny_config(aligned_dir, tmp_path)
     assert (cfg.gan_loss, cfg.lambda_l1, cfg.n_critic, cfg.optimizer, cfg.norm_d) == ("vanilla", 100, 1, "adam", None)
+
+
+def test_serial_batches_take_a_in_order_too(unpaired_dirs, tmp_path, monkeypatch):
+    """--serial-batches as the reference's: no shuffle, so step i trains on A[i] beside B[i mod |B|]."""
+    import i2i.data.transforms as transforms
+
+    made = []
+
+    class Recording(transforms.EpochSampler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(transforms, "EpochSampler", Recording)
+    for serial in (True, False):
+        made.clear()
+        train(tiny_unpaired_config(unpaired_dirs, tmp_path / str(serial), max_steps=1, serial_batches=serial))
+        order = [index for index, _ in made[0]]
+        assert (order == list(range(5))) == serial

@@ -21,7 +21,9 @@ from .images import array_to_tensor, is_deep, network_array, to_mode, unit_image
 
 
 def tensor_to_image(t: torch.Tensor) -> Image.Image:
-    """CxHxW in [-1, 1] -> PIL image (L or RGB)."""
+    """CxHxW in [-1, 1] -> PIL image (L or RGB): ``round(127.5 * (t + 1))``. The reference's
+    ``util.tensor2im`` truncates instead (``astype(np.uint8)``), which darkens every output by half a
+    grey level on average; rounding is the unbiased choice (docs/recipes.md)."""
     arr = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     return Image.fromarray(arr[0]) if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0))
 

@@ -170,6 +170,11 @@ class Mode:
     def make_dataset(cfg) -> torch.utils.data.Dataset:
         raise NotImplementedError
 
+    @staticmethod
+    def set_epoch(cfg, dataset, epoch: int) -> None:
+        """Called with the training dataset before each (0-based) epoch: a recipe whose data change
+        during training changes them here (CUT). The base changes nothing."""
+
     def train_step(self, batch: dict) -> tuple[dict, dict]:
         """One optimisation step; returns (losses as detached tensors, outputs for sample_rows)."""
         raise NotImplementedError

@@ -21,6 +21,7 @@ and D, Xavier init, no dropout, Adam 2e-4 with betas (0.5, 0.999).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
@@ -29,7 +30,7 @@ import torch
 from .. import nets
 from ..errors import UsageError
 from ..losses import AdversarialLoss, patch_nce
-from .base import AdversarialMode, adam, build_discriminator, build_generator, generator_spec
+from .base import AdversarialMode, adam, augment, build_discriminator, build_generator, generator_spec
 from .two_way import UNPAIRED_OPTIONS, unpaired_dataset
 
 CUT_OPTIONS = UNPAIRED_OPTIONS | {"lambda_nce", "nce_idt", "nce_layers", "num_patches", "nce_t",
@@ -100,6 +101,14 @@ class CUT(AdversarialMode):
     @staticmethod
     def make_dataset(cfg):
         return unpaired_dataset(cfg)
+
+    @staticmethod
+    def set_epoch(cfg, dataset, epoch: int) -> None:
+        """In the decay epochs (after ``--epochs``) images are resized straight to ``--crop-size``, so
+        each is seen whole (and maybe flipped), not cropped: the authors' code
+        (data/unaligned_dataset.py: ``is_finetuning = ... self.current_epoch > self.opt.n_epochs``,
+        then ``load_size=self.opt.crop_size``), for CUT and FastCUT alike."""
+        dataset.transform = augment(dataclasses.replace(cfg, load_size=cfg.crop_size) if epoch >= cfg.epochs else cfg)
 
     def forward(self, batch):
         real_a, real_b = batch["A"], batch["B"]
