@@ -1,0 +1,82 @@
+"""tools/bench_quality.py: its statistics against hand-computed figures, and a smoke run on tiny data
+laid out as facades/ (train/ and test/ of A|B images)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import ab_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bq():
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "tools" / "bench_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mean_and_sample_sd_by_hand(bq):
+    assert bq.mean_sd([1.0, 2.0, 3.0, 6.0]) == (3.0, pytest.approx(math.sqrt(14 / 3)))  # squares 4+1+0+9
+    assert bq.mean_sd([0.5]) == (0.5, 0.0)
+
+
+def test_welch_by_hand(bq):
+    """a = 1, 2, 3 (variance 1), b = 2, 4, 6 (variance 4): difference 2, standard error sqrt(1/3 + 4/3),
+    t = 2 / 1.291 = 1.549, Welch-Satterthwaite df = (5/3)^2 / ((1/3)^2 / 2 + (4/3)^2 / 2) = 2.941,
+    two-sided p = 0.2216 (the t distribution's tail at that df)."""
+    w = bq.welch([1, 2, 3], [2, 4, 6])
+    assert w["diff"] == pytest.approx(2.0)
+    assert w["se"] == pytest.approx(math.sqrt(5 / 3))
+    assert w["t"] == pytest.approx(1.5492, abs=1e-4)
+    assert w["df"] == pytest.approx(2.9412, abs=1e-4)
+    assert w["p"] == pytest.approx(0.2216, abs=1e-3)
+    far = bq.welch([0.30, 0.31, 0.32], [0.40, 0.41, 0.42])
+    assert far["p"] < 0.01  # ten standard deviations apart: real
+    assert math.isnan(bq.welch([1.0], [2.0, 3.0])["p"])  # one seed a side: no spread to test against
+
+
+def test_options_parse_to_numbers_and_flags(bq):
+    assert bq.parse_option("lr=0.0004") == ("lr", 0.0004)
+    assert bq.parse_option("batch-size=4") == ("batch_size", 4)
+    assert bq.parse_option("flip=false") == ("flip", False)
+    assert bq.parse_option("net_g=unet_32") == ("net_g", "unet_32")
+
+
+def test_loop_seconds_add_up_resumed_segments(bq, tmp_path):
+    log = [{"step": 1, "time": 0.5}, {"step": 2, "time": 1.5}, {"eval": True, "step": 2},
+           {"step": 3, "time": 0.25}, {"step": 4, "time": 1.0}]  # the resume restarts the clock
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in log))
+    assert bq.loop_seconds(tmp_path) == pytest.approx(2.5)
+
+
+def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
+    root = tmp_path / "data" / "facades"
+    ab_folder(root / "train")
+    ab_folder(root / "test")
+    out = tmp_path / "out"
+    argv = ["facades-label", "--data-root", str(tmp_path / "data"), "--out", str(out), "--steps", "2",
+            "--eval-every", "1", "--seeds", "2", "--precision", "fp32", "--threads", "1",
+            "--option", "net_g=unet_32", "--option", "ngf=8", "--option", "ndf=8", "--option", "load_size=36",
+            "--option", "crop_size=32", "--option", "workers=0"]
+    bq.main(argv)
+    records = json.loads((out / "results.json").read_text())
+    assert [(r["seed"], r["step"]) for r in records] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert all(set(r["scores"]) == {"pixel_accuracy", "class_accuracy", "mean_iou"} for r in records)
+    assert all(0 <= v <= 1 for r in records for v in r["scores"].values())
+    assert records[1]["seconds"] > records[0]["seconds"] > 0
+    printed = capsys.readouterr().out
+    assert "facades-label" in printed and "pixel_accuracy" in printed
+    bq.main(["facades-label", "--out", str(out), "--summary"])
+    assert "pixel_accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="exists from an earlier call"):
+        bq.main(argv)
+    with pytest.raises(SystemExit, match="no such dataset folder"):
+        bq.main(["facades-label", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")])

@@ -1,0 +1,242 @@
+"""Quality against training time: train a recipe on a real dataset with several seeds, score it with
+``i2i eval`` along the way, and print means, spreads and time-to-quality.
+
+    python tools/bench_quality.py facades-label --steps 800 --eval-every 200 --seeds 3
+    python tools/bench_quality.py facades-label --steps 400 --seeds 3 --precision fp32 --precision bf16
+    python tools/bench_quality.py facades-photo --steps 800 --seeds 3
+    python tools/bench_quality.py horse2zebra --steps 400 --seeds 3 --inception-weights pt_inception.pth
+
+Protocols (PROTOCOLS below): the options i2i trains with, the test split, and the scores.
+
+- ``facades-label``: pix2pix photo -> label map on the 400 facades pairs, unet_128, load 143 / crop
+  128, batch 1; scored on the 106 test photos at 128 px by palette pixel accuracy, class accuracy
+  and mean IoU (``datasets/facades_palette.txt``, each pixel taking the nearest of the 12 colours),
+  as the pix2pix and CycleGAN papers score photo -> label.
+- ``facades-photo``: the paper's direction, label map -> photo, the same sizes; L1, PSNR, SSIM.
+- ``horse2zebra``: CycleGAN at reduced size (resnet_9blocks, load 143 / crop 128); the round-trip
+  and identity L1 on the test folders, and FID/KID with ``--inception-weights``.
+
+Each (variant, seed) run trains in segments of ``--eval-every`` steps (resuming its own run, which
+continues exactly as one uninterrupted run would) and is scored after each segment, so one run
+gives a curve of score against training time: the loop's own seconds from the run's log, which
+leave out start-up and scoring. Variants are the ``--precision`` values (and whatever ``--option``
+sets for all of them).
+
+With several seeds the summary gives the mean and the sample standard deviation of each score, and
+for two variants the difference of their means with Welch's t-test: a difference is real (at the
+5% level) only when its p-value is below 0.05. With 3 seeds a side that takes a difference of about
+3.5 standard errors; smaller ones are the seeds' noise.
+
+Results go to ``--out`` (default ``quality_runs/``): the run folders and ``results.json``, one record
+per scoring (variant, seed, step, seconds, scores), which a later call with ``--summary`` reprints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("I2I_DATASETS", ROOT.parent / "shared" / "datasets"))
+PROTOCOLS = {
+    "facades-label": {
+        "data": "facades", "test": "test", "palette": ROOT / "datasets" / "facades_palette.txt",
+        "options": {"mode": "pix2pix", "direction": "AtoB", "net_g": "unet_128", "load_size": 143, "crop_size": 128},
+        "scores": ("pixel_accuracy", "class_accuracy", "mean_iou"),
+    },
+    "facades-photo": {
+        "data": "facades", "test": "test", "palette": None,
+        "options": {"mode": "pix2pix", "direction": "BtoA", "net_g": "unet_128", "load_size": 143, "crop_size": 128},
+        "scores": ("L1", "PSNR", "SSIM"),
+    },
+    "horse2zebra": {
+        "data": "horse2zebra", "test": ("testA", "testB"), "palette": None,
+        "options": {"mode": "cycle", "net_g": "resnet_9blocks", "load_size": 143, "crop_size": 128},
+        "scores": ("cycle_L1", "identity_L1_A", "identity_L1_B", "AtoB_FID", "BtoA_FID"),
+    },
+}
+RESULTS = "results.json"
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def welch(a: list[float], b: list[float]) -> dict[str, float]:
+    """Welch's unequal-variance t-test of mean(b) - mean(a): the difference, its standard error, t,
+    the Welch-Satterthwaite degrees of freedom and the two-sided p-value (scipy's t distribution).
+    NaN where a side has fewer than two values or both have no spread."""
+    from scipy import stats
+
+    diff = statistics.fmean(b) - statistics.fmean(a)
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "se": math.nan, "t": math.nan, "df": math.nan, "p": math.nan}
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"diff": diff, "se": 0.0, "t": math.nan, "df": math.nan, "p": math.nan}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    t = diff / se
+    return {"diff": diff, "se": se, "t": t, "df": df, "p": float(2 * stats.t.sf(abs(t), df))}
+
+
+def data_paths(protocol: dict, data_root: Path) -> tuple[dict, tuple[str, str | None]]:
+    """(training data options, test folders) of ``protocol`` under ``data_root``."""
+    root = data_root / protocol["data"]
+    if not root.is_dir():
+        sys.exit(f"{root}: no such dataset folder; give --data-root DIR (the folder holding {protocol['data']}/)")
+    if protocol["options"]["mode"] == "pix2pix":
+        return {"a": str(root / "train")}, (str(root / protocol["test"]), None)
+    test_a, test_b = protocol["test"]
+    return {"a": str(root / "trainA"), "b": str(root / "trainB")}, (str(root / test_a), str(root / test_b))
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, such as ngf=32")
+    for kind in (int, float):
+        try:
+            return key.replace("-", "_"), kind(value)
+        except ValueError:
+            pass
+    return key.replace("-", "_"), {"true": True, "false": False}.get(value.lower(), value)
+
+
+def loop_seconds(run: Path) -> float:
+    """Seconds the run's training loop has taken so far: the last logged ``time`` of each segment
+    (each resume restarts that clock), summed."""
+    total, last = 0.0, None
+    for line in (run / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "time" not in record:
+            continue
+        if last is not None and record["time"] < last:
+            total += last
+        last = record["time"]
+    return total + (last or 0.0)
+
+
+def train_and_score(name: str, protocol: dict, variant: str, seed: int, args, out: Path) -> list[dict]:
+    """Train one (variant, seed) run in segments; score it after each. Returns the records."""
+    from i2i import modes
+    from i2i.evaluate import evaluate
+    from i2i.runtime import resolve
+    from i2i.train import resume_config, train
+
+    data, (test_a, test_b) = data_paths(protocol, Path(args.data_root))
+    options = {**protocol["options"], **data, **dict(args.option or []), "precision": variant, "seed": seed,
+               "checkpoints_dir": str(out), "name": f"{name}_{variant}_seed{seed}", "report": False,
+               "save_every": 10**9, "sample_every": 10**9}
+    if args.threads:
+        options["threads"] = args.threads
+    mode = options.pop("mode")
+    cfg = modes.make_config(mode, **options)
+    run = out / cfg.name
+    if run.exists():
+        sys.exit(f"{run}: exists from an earlier call; give another --out, or delete it")
+    eval_runtime = resolve("cpu", "fp32", args.threads)  # scores do not depend on the machine
+    records = []
+    for stop in range(args.eval_every, args.steps + args.eval_every, args.eval_every):
+        stop = min(stop, args.steps)
+        if stop == args.eval_every or stop == args.steps and not records:
+            cfg.max_steps = stop
+            train(cfg)
+        else:
+            train(resume_config(run, max_steps=stop), resume=True)
+        scores = evaluate(run, test_a, test_b, str(protocol["palette"]) if protocol["palette"] else None,
+                          args.inception_weights, eval_runtime)["scores"]
+        record = {"protocol": name, "variant": variant, "seed": seed, "step": stop, "seconds": loop_seconds(run),
+                  "scores": {k: v for k, v in scores.items() if k in protocol["scores"]}}
+        records.append(record)
+        print(f"  {variant} seed {seed} step {stop}: {record['seconds'] / 60:.1f} min; "
+              + ", ".join(f"{k} {v:.4f}" for k, v in record["scores"].items()), flush=True)
+        if stop >= args.steps:
+            break
+    return records
+
+
+def summary(records: list[dict]) -> str:
+    """Per protocol, variant and step: mean +- sd of each score over the seeds, and of the training
+    minutes; then, at the last step, each variant against the first with Welch's test."""
+    lines = []
+    for name in dict.fromkeys(r["protocol"] for r in records):
+        mine = [r for r in records if r["protocol"] == name]
+        variants = list(dict.fromkeys(r["variant"] for r in mine))
+        keys = list(dict.fromkeys(k for r in mine for k in r["scores"]))
+        head = f"{'variant':<10}{'step':>6}{'seeds':>6}{'minutes':>16}" + "".join(f"{k:>22}" for k in keys)
+        lines += [f"\n{name}", head, "-" * len(head)]
+        for variant in variants:
+            for step in sorted({r["step"] for r in mine if r["variant"] == variant}):
+                group = [r for r in mine if r["variant"] == variant and r["step"] == step]
+                m, s = mean_sd([r["seconds"] / 60 for r in group])
+                line = f"{variant:<10}{step:>6}{len(group):>6}{m:>9.2f} +- {s:<4.2f}"
+                for k in keys:
+                    values = [r["scores"][k] for r in group if k in r["scores"]]
+                    line += f"{mean_sd(values)[0]:>12.4f} +- {mean_sd(values)[1]:<6.4f}" if values else f"{'-':>22}"
+                lines.append(line)
+        last = max(r["step"] for r in mine)
+        for variant in variants[1:]:
+            for k in keys:
+                a = [r["scores"][k] for r in mine if r["variant"] == variants[0] and r["step"] == last and k in r["scores"]]
+                b = [r["scores"][k] for r in mine if r["variant"] == variant and r["step"] == last and k in r["scores"]]
+                if not a or not b:
+                    continue
+                w = welch(a, b)
+                verdict = ("real at the 5% level" if w["p"] < 0.05 else "within the seeds' noise") if w["p"] == w["p"] \
+                    else "needs two seeds a side"
+                lines.append(f"  step {last}, {k}: {variant} - {variants[0]} = {w['diff']:+.4f} (standard error "
+                             f"{w['se']:.4f}, t {w['t']:.2f}, p {w['p']:.3f}): {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("protocol", choices=sorted(PROTOCOLS))
+    parser.add_argument("--steps", type=int, default=800, help="training steps per run [default: 800]")
+    parser.add_argument("--eval-every", type=int, help="score every N steps [default: only at the end]")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant [default: 3]")
+    parser.add_argument("--precision", action="append", choices=["fp32", "bf16", "auto"],
+                        help="variants (repeatable) [default: auto]")
+    parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
+                        help="a training option for every run (repeatable), such as lr=0.0004 or batch_size=4")
+    parser.add_argument("--data-root", default=str(DATASETS), help=f"the folder holding the datasets [default: {DATASETS}]")
+    parser.add_argument("--inception-weights", help="pytorch-fid's Inception weights: adds FID/KID (horse2zebra)")
+    parser.add_argument("--threads", type=int, help="CPU threads [default: i2i's choice]")
+    parser.add_argument("--out", default="quality_runs", help="run folders and results.json [default: quality_runs/]")
+    parser.add_argument("--summary", action="store_true", help="reprint the summary of --out's results.json and stop")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    results_file = out / RESULTS
+    if args.summary:
+        if not results_file.is_file():
+            sys.exit(f"{results_file}: no results yet; run without --summary first")
+        print(summary(json.loads(results_file.read_text())))
+        return
+    if args.steps < 1 or args.seeds < 1 or (args.eval_every is not None and args.eval_every < 1):
+        sys.exit("--steps, --seeds and --eval-every must be at least 1")
+    args.eval_every = min(args.eval_every or args.steps, args.steps)
+    out.mkdir(parents=True, exist_ok=True)
+    records = json.loads(results_file.read_text()) if results_file.is_file() else []
+    protocol = PROTOCOLS[args.protocol]
+    started = time.perf_counter()
+    for variant in args.precision or ["auto"]:
+        for seed in range(args.seeds):
+            records += train_and_score(args.protocol, protocol, variant, seed, args, out)
+            results_file.write_text(json.dumps(records, indent=1))
+    print(summary([r for r in records if r["protocol"] == args.protocol]))
+    print(f"\n{len(args.precision or ['auto']) * args.seeds} run(s) in {(time.perf_counter() - started) / 60:.1f} min; "
+          f"records in {results_file}")
+
+
+if __name__ == "__main__":
+    main()
