@@ -206,8 +206,8 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
         data = paired_data(a, b, doc.get("direction", "AtoB"), translator.in_channels,
                            translator.spec.get("out_channels", 3), size)
         scores = evaluate_paired(translator, data, palette, inception, progress)
-    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file, "size": size, "eval_mode": eval_mode,
-              "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
+    record = {"run": str(run.path), "mode": mode, "a": a, "b": b, "palette": palette_file, "size": size,
+              "eval_mode": eval_mode, "step": _last_step(run), "seconds": round(time.perf_counter() - started, 1), "scores": scores}
     write_json(run.path / EVAL_FILE, record)
     return record
 

@@ -50,6 +50,15 @@ def test_options_parse_to_numbers_and_flags(bq):
     assert bq.parse_option("net_g=unet_32") == ("net_g", "unet_32")
 
 
+def test_variants_parse_to_a_name_and_options(bq):
+    import argparse
+
+    assert bq.parse_variant("lr4e-4:lr=0.0004,batch_size=4") == ("lr4e-4", {"lr": 0.0004, "batch_size": 4})
+    for bad in ("lr=0.0004", "name:", ":lr=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected NAME:KEY=VALUE"):
+            bq.parse_variant(bad)
+
+
 def test_loop_seconds_add_up_resumed_segments(bq, tmp_path):
     log = [{"step": 1, "time": 0.5}, {"step": 2, "time": 1.5}, {"eval": True, "step": 2},
            {"step": 3, "time": 0.25}, {"step": 4, "time": 1.0}]  # the resume restarts the clock
@@ -63,12 +72,14 @@ def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
     ab_folder(root / "test")
     out = tmp_path / "out"
     argv = ["facades-label", "--data-root", str(tmp_path / "data"), "--out", str(out), "--steps", "2",
-            "--eval-every", "1", "--seeds", "2", "--precision", "fp32", "--threads", "1",
+            "--eval-every", "1", "--seeds", "2", "--variant", "tinylr:lr=0.0001,precision=fp32", "--threads", "1",
             "--option", "net_g=unet_32", "--option", "ngf=8", "--option", "ndf=8", "--option", "load_size=36",
             "--option", "crop_size=32", "--option", "workers=0"]
     bq.main(argv)
     records = json.loads((out / "results.json").read_text())
-    assert [(r["seed"], r["step"]) for r in records] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert [(r["variant"], r["seed"], r["step"]) for r in records] == [
+        ("tinylr", 0, 1), ("tinylr", 0, 2), ("tinylr", 1, 1), ("tinylr", 1, 2)]
+    assert json.loads((out / "facades-label_tinylr_seed0" / "config.json").read_text())["lr"] == 0.0001
     assert all(set(r["scores"]) == {"pixel_accuracy", "class_accuracy", "mean_iou"} for r in records)
     assert all(0 <= v <= 1 for r in records for v in r["scores"].values())
     assert records[1]["seconds"] > records[0]["seconds"] > 0

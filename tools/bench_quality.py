@@ -19,8 +19,8 @@ Protocols (PROTOCOLS below): the options i2i trains with, the test split, and th
 Each (variant, seed) run trains in segments of ``--eval-every`` steps (resuming its own run, which
 continues exactly as one uninterrupted run would) and is scored after each segment, so one run
 gives a curve of score against training time: the loop's own seconds from the run's log, which
-leave out start-up and scoring. Variants are the ``--precision`` values (and whatever ``--option``
-sets for all of them).
+leave out start-up and scoring. Variants are the ``--precision`` values and the ``--variant``
+recipes (``--variant lr4e-4:lr=0.0004``); ``--option`` sets an option for all of them.
 
 With several seeds the summary gives the mean and the sample standard deviation of each score, and
 for two variants the difference of their means with Welch's t-test: a difference is real (at the
@@ -126,7 +126,15 @@ def loop_seconds(run: Path) -> float:
     return total + (last or 0.0)
 
 
-def train_and_score(name: str, protocol: dict, variant: str, seed: int, args, out: Path) -> list[dict]:
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``"NAME:KEY=VALUE,KEY=VALUE"`` -> (NAME, {KEY: VALUE, ...})."""
+    name, sep, rest = text.partition(":")
+    if not sep or not name or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:KEY=VALUE[,KEY=VALUE], such as lr4e-4:lr=0.0004")
+    return name, dict(parse_option(item) for item in rest.split(","))
+
+
+def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: int, args, out: Path) -> list[dict]:
     """Train one (variant, seed) run in segments; score it after each. Returns the records."""
     from i2i import modes
     from i2i.evaluate import evaluate
@@ -134,7 +142,8 @@ def train_and_score(name: str, protocol: dict, variant: str, seed: int, args, ou
     from i2i.train import resume_config, train
 
     data, (test_a, test_b) = data_paths(protocol, Path(args.data_root))
-    options = {**protocol["options"], **data, **dict(args.option or []), "precision": variant, "seed": seed,
+    variant, variant_options = variant
+    options = {**protocol["options"], **data, **dict(args.option or []), **variant_options, "seed": seed,
                "checkpoints_dir": str(out), "name": f"{name}_{variant}_seed{seed}", "report": False,
                "save_every": 10**9, "sample_every": 10**9}
     if args.threads:
@@ -206,7 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, help="score every N steps [default: only at the end]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant [default: 3]")
     parser.add_argument("--precision", action="append", choices=["fp32", "bf16", "auto"],
-                        help="variants (repeatable) [default: auto]")
+                        help="a variant training at this precision (repeatable) [default: auto, without --variant]")
+    parser.add_argument("--variant", action="append", type=parse_variant, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="a variant with its own options (repeatable), such as lr4e-4:lr=0.0004")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                         help="a training option for every run (repeatable), such as lr=0.0004 or batch_size=4")
     parser.add_argument("--data-root", default=str(DATASETS), help=f"the folder holding the datasets [default: {DATASETS}]")
@@ -228,13 +239,15 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     records = json.loads(results_file.read_text()) if results_file.is_file() else []
     protocol = PROTOCOLS[args.protocol]
+    variants = [(p, {"precision": p}) for p in args.precision or []] + (args.variant or [])
+    variants = variants or [("auto", {"precision": "auto"})]
     started = time.perf_counter()
-    for variant in args.precision or ["auto"]:
+    for variant in variants:
         for seed in range(args.seeds):
             records += train_and_score(args.protocol, protocol, variant, seed, args, out)
             results_file.write_text(json.dumps(records, indent=1))
     print(summary([r for r in records if r["protocol"] == args.protocol]))
-    print(f"\n{len(args.precision or ['auto']) * args.seeds} run(s) in {(time.perf_counter() - started) / 60:.1f} min; "
+    print(f"\n{len(variants) * args.seeds} run(s) in {(time.perf_counter() - started) / 60:.1f} min; "
           f"records in {results_file}")
 
 
