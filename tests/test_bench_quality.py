@@ -74,8 +74,11 @@ def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
     argv = ["facades-label", "--data-root", str(tmp_path / "data"), "--out", str(out), "--steps", "2",
             "--eval-every", "1", "--seeds", "2", "--variant", "tinylr:lr=0.0001,precision=fp32", "--threads", "1",
             "--option", "net_g=unet_32", "--option", "ngf=8", "--option", "ndf=8", "--option", "load_size=36",
-            "--option", "crop_size=32", "--option", "workers=0"]
+            "--option", "crop_size=32", "--option", "workers=0", "--grid", str(tmp_path / "grid.png")]
     bq.main(argv)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size == (3 * 32 + 4 * 2, 4 * 32 + 5 * 2)  # 4 rows of 3, 2-pixel lines
     records = json.loads((out / "results.json").read_text())
     assert [(r["variant"], r["seed"], r["step"]) for r in records] == [
         ("tinylr", 0, 1), ("tinylr", 0, 2), ("tinylr", 1, 1), ("tinylr", 1, 2)]
@@ -91,3 +94,23 @@ def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
         bq.main(argv)
     with pytest.raises(SystemExit, match="no such dataset folder"):
         bq.main(["facades-label", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")])
+
+
+def test_smoke_run_on_tiny_horse2zebra(bq, tmp_path, capsys):
+    from conftest import random_image
+    from PIL import Image
+
+    root = tmp_path / "data" / "horse2zebra"
+    for folder, seed in (("trainA", 0), ("trainB", 10), ("testA", 20), ("testB", 30)):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):
+            random_image(40, 40, seed=seed + i).save(root / folder / f"{i}.png")
+    out = tmp_path / "out"
+    bq.main(["horse2zebra", "--data-root", str(tmp_path / "data"), "--out", str(out), "--steps", "1", "--seeds", "1",
+             "--precision", "fp32", "--threads", "1", "--option", "net_g=unet_32", "--option", "ngf=4",
+             "--option", "ndf=4", "--option", "load_size=36", "--option", "crop_size=32", "--option", "workers=0",
+             "--grid", str(tmp_path / "grid.png")])
+    record, = json.loads((out / "results.json").read_text())
+    assert set(record["scores"]) == {"cycle_L1", "identity_L1_A", "identity_L1_B"}  # no FID without the weights
+    assert Image.open(tmp_path / "grid.png").size == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)
+    assert "cycle_L1" in capsys.readouterr().out

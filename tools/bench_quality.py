@@ -174,6 +174,42 @@ def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: 
     return records
 
 
+def write_grid(run: Path, protocol: dict, test: tuple[str, str | None], path: Path, rows: int = 4) -> Path:
+    """A picture of the first ``rows`` test images through ``run``'s generator at the scoring size:
+    input | output | target (paired), or input | translated | round trip (CycleGAN, A to B)."""
+    import torch
+
+    from i2i.data.codecs import image_grid
+    from i2i.data.images import save_image
+    from i2i.evaluate import paired_data, scoring_size
+    from i2i.runs import Run
+    from i2i.runtime import resolve
+    from i2i.translator import load_translator
+
+    doc = Run(run).read_config()
+    size = scoring_size(doc.get("preprocess"), doc.get("crop_size"))
+    runtime = resolve("cpu", "fp32")
+    grid = []
+    with torch.no_grad():
+        if protocol["options"]["mode"] == "pix2pix":
+            g = load_translator(run, runtime=runtime)
+            data = paired_data(test[0], None, doc["direction"], g.in_channels, g.spec.get("out_channels", 3), size)
+            for i in range(min(rows, len(data))):
+                item = data[(i, 0)]
+                grid.append([item["A"], g(item["A"][None])[0], item["B"]])
+        else:
+            from i2i.data.images import array_to_tensor, list_images, read_array
+            from i2i.data.transforms import resize
+
+            g_ab, g_ba = load_translator(run, "AtoB", runtime=runtime), load_translator(run, "BtoA", runtime=runtime)
+            for f in list_images(test[0])[:rows]:
+                arr = read_array(f, 3)
+                x = array_to_tensor(resize(arr, size, size) if size else arr)[None]
+                fake = g_ab(x)
+                grid.append([x[0], fake[0], g_ba(fake)[0]])
+    return save_image(image_grid(grid), path)
+
+
 def summary(records: list[dict]) -> str:
     """Per protocol, variant and step: mean +- sd of each score over the seeds, and of the training
     minutes; then, at the last step, each variant against the first with Welch's test."""
@@ -225,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads [default: i2i's choice]")
     parser.add_argument("--out", default="quality_runs", help="run folders and results.json [default: quality_runs/]")
     parser.add_argument("--summary", action="store_true", help="reprint the summary of --out's results.json and stop")
+    parser.add_argument("--grid", help="also write a picture (PNG) of four test images through the first variant's "
+                                       "seed-0 run: input | output | target, or input | translated | round trip")
     args = parser.parse_args(argv)
     out = Path(args.out)
     results_file = out / RESULTS
@@ -247,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             records += train_and_score(args.protocol, protocol, variant, seed, args, out)
             results_file.write_text(json.dumps(records, indent=1))
     print(summary([r for r in records if r["protocol"] == args.protocol]))
+    if args.grid:
+        _, test = data_paths(protocol, Path(args.data_root))
+        print(f"picture: {write_grid(out / f'{args.protocol}_{variants[0][0]}_seed0', protocol, test, Path(args.grid))}")
     print(f"\n{len(variants) * args.seeds} run(s) in {(time.perf_counter() - started) / 60:.1f} min; "
           f"records in {results_file}")
 
