@@ -157,7 +157,7 @@ def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: 
     records = []
     for stop in range(args.eval_every, args.steps + args.eval_every, args.eval_every):
         stop = min(stop, args.steps)
-        if stop == args.eval_every or stop == args.steps and not records:
+        if not records:  # the first segment starts the run; the others resume it
             cfg.max_steps = stop
             train(cfg)
         else:
