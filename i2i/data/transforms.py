@@ -44,8 +44,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
         pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
         out = np.asarray(pil.resize((width, height), Image.Resampling.BICUBIC))
         return out[:, :, None] if out.ndim == 2 else out
-    mode = "L" if image.dtype == np.uint8 else "F"
-    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode=mode)
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=image.dtype))  # L or F
                          .resize((width, height), Image.Resampling.BICUBIC)) for c in range(image.shape[2])]
     out = np.stack(planes, axis=2)
     return out if image.dtype == np.uint8 else np.clip(out, 0, 1).astype(image.dtype)
