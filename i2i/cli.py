@@ -326,12 +326,16 @@ def eval_command(
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
     size: Optional[int] = typer.Option(None, help="Resize test images to SIZE x SIZE before scoring; 0: their own size. [default: the run's --crop-size when it trained with --preprocess resize_and_crop, as the reference's test.py does; else their own size]", show_default=False),
     no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
+    max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
 ):
     """Score a run on test images: a table, and eval.json in the run folder."""
     from rich.table import Table
 
+    from .data.images import set_max_pixels
     from .evaluate import evaluate
     from .runtime import resolve
+
+    set_max_pixels(max_pixels)
 
     runtime = resolve(device, precision, threads)
     with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -300,7 +300,7 @@ def check_common(cfg: TrainConfig) -> None:
     option. The recipe adds its own checks (:meth:`i2i.modes.base.Mode.check`), and what also depends
     on the data (the image sizes that reach the networks, the batch) is checked by
     :func:`i2i.preflight.check_training` once the images are scanned, before the networks are built."""
-    from .data.images import DEFAULT_MAX_PIXELS
+    from .data.images import DEFAULT_MAX_PIXELS, check_side
     from .losses import GAN_LOSSES
     from .nets.layers import INITS, NORMS
 
@@ -328,11 +328,9 @@ def check_common(cfg: TrainConfig) -> None:
     check(cfg.ngf >= 1, "--ngf must be at least 1")
     check(cfg.ndf >= 1, "--ndf must be at least 1")
     check(cfg.n_layers_d >= 1, "--n-layers-d must be at least 1")
-    limit = cfg.max_pixels or DEFAULT_MAX_PIXELS
-    for option_name, side in (("--load-size", cfg.load_size if cfg.preprocess == "resize_and_crop" else 0),
-                              ("--crop-size", cfg.crop_size if "crop" in cfg.preprocess else 0)):
-        check(side * side <= limit, f"{option_name} {side} makes {side}x{side} training images, {side * side:,} "
-              f"pixels, over the limit of {limit:,}; choose a smaller {option_name} (or raise --max-pixels)")
+    check_side("--load-size", cfg.load_size if cfg.preprocess == "resize_and_crop" else 0,
+               cfg.max_pixels or DEFAULT_MAX_PIXELS)
+    check_side("--crop-size", cfg.crop_size if "crop" in cfg.preprocess else 0, cfg.max_pixels or DEFAULT_MAX_PIXELS)
     check(cfg.workers >= 0, "--workers must be 0 or more")
     check(0 <= cfg.beta1 < 1, "--beta1 must be at least 0 and below 1")
     check(0 <= cfg.beta2 < 1, "--beta2 must be at least 0 and below 1")

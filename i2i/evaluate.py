@@ -190,6 +190,10 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
     elif size < 0:
         raise UsageError(f"--size {size}: give a positive side in pixels, or 0 for the images' own size")
     size = size or None
+    if size:
+        from .data.images import check_side
+
+        check_side("--size", size)
     started = time.perf_counter()
     if task == "unpaired":
         if b is None:

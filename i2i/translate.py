@@ -256,6 +256,10 @@ def translate_files(translator: Translator, inputs: list[str], out: str | Path |
         batch_size = 1 if translator.device.type == "cpu" else 8
     if size is not None and size % translator.multiple:
         raise UsageError(f"--size {size} does not suit this generator, which needs a multiple of {translator.multiple}")
+    if size is not None:
+        from .data.images import check_side
+
+        check_side("--size", size)
     tiling = Tiling() if tiling is None else tiling
     from .tiling import check_overlap
 

@@ -244,3 +244,51 @@ def test_serve_advice_to_raise_the_limit_works(generator_file, tmp_path, monkeyp
     kwargs = {k: v for k, v in started["kwargs"].items() if k in ("device", "precision", "max_pixels")}
     assert kwargs["max_pixels"] == 1200
     assert translate_image(i2i.load(generator_file, threads=1, **kwargs), str(big), "AtoB").size == (40, 30)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(side=st.integers(0, 10**6), limit=st.integers(1, 10**10))
+def test_a_side_is_refused_exactly_when_its_square_is_over_the_limit(side, limit):
+    from i2i.data.images import check_side
+
+    if side * side > limit:
+        with pytest.raises(UsageError) as e:
+            check_side("--size", side, limit)
+        text = str(e.value)
+        assert text.startswith(f"--size {side} makes {side}x{side} images") and "\n" not in text
+        assert f"pass --max-pixels {side * side}" in text  # enough for exactly this side
+        check_side("--size", side, side * side)  # and the advice holds
+    else:
+        check_side("--size", side, limit)
+
+
+@pytest.mark.parametrize("command", ["translate", "eval"])
+def test_size_options_over_the_limit_are_refused_before_anything_is_read(command, tmp_path, aligned_dir, monkeypatch):
+    """--size 100000 would be a 30 GB image: refused in one line (exit 2) at once, for translate and
+    eval alike; the advice (--max-pixels N, here with a small size and limit) then runs."""
+    from conftest import tiny_config
+    from i2i.cli import app
+    from i2i.train import train
+
+    monkeypatch.setattr("i2i.data.images.MAX_PIXELS", DEFAULT_MAX_PIXELS)  # put back after the CLI's --max-pixels
+    run = train(tiny_config(aligned_dir, tmp_path, max_steps=1))
+    runner = CliRunner()
+
+    def invoke(*extra):
+        if command == "translate":
+            return runner.invoke(app, ["translate", str(aligned_dir), "--model", str(run), "--out", str(tmp_path / "o"),
+                                       "--threads", "1", "--overwrite", *extra])
+        return runner.invoke(app, ["eval", str(run), "--a", str(aligned_dir), "--threads", "1", *extra])
+
+    with Cheap():
+        result = invoke("--size", "100000")
+    assert result.exit_code == 2 and "--size 100000 makes 100000x100000 images" in result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    result = invoke("--size", "64", "--max-pixels", "4000")
+    assert result.exit_code == 2 and "pass --max-pixels 4096" in result.output
+    result = invoke("--size", "64", "--max-pixels", "4096")  # the advice, run
+    assert result.exit_code == 0, result.output

@@ -353,7 +353,7 @@ def test_output_size_is_the_size_augment_makes(preprocess, load, crop, multiple,
 @pytest.mark.parametrize("options, option", [(dict(load_size=30000), "--load-size 30000"),
                                              (dict(preprocess="crop", crop_size=10240), "--crop-size 10240")])
 def test_resize_and_crop_sizes_over_the_pixel_limit_are_refused(options, option):
-    with pytest.raises(UsageError, match=f"{option} makes .* over the limit of 89,478,485; choose a smaller"):
+    with pytest.raises(UsageError, match=f"{option} makes .* over the limit of 89,478,485 .*; choose a smaller"):
         make_config("pix2pix", a="data", name="run", **options)
     make_config("pix2pix", a="data", name="run", max_pixels=10**9, **options)  # the advice: a larger limit
     make_config("pix2pix", a="data", name="run", **{**options, "preprocess": "none"})  # no resize, no crop

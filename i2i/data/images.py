@@ -81,6 +81,19 @@ def check_pixels(where, width: int, height: int, max_pixels: int | None = None,
 LIMIT_FIX = "pass --max-pixels {n} if the file is trusted"
 
 
+def check_side(option: str, side: int, max_pixels: int | None = None) -> None:
+    """Refuse an option that resizes images to ``side`` x ``side`` (``--size``, ``--load-size``,
+    ``--crop-size``) when that is over the pixel limit (``max_pixels``, default the process's), before
+    anything is read or allocated: raises :class:`~i2i.errors.UsageError` naming the option, with
+    both ways out (a smaller side, or ``--max-pixels``, which every command with such an option takes)."""
+    from ..errors import UsageError
+
+    limit, n = pixel_limit(max_pixels), int(side) * int(side)
+    if n > limit:
+        raise UsageError(f"{option} {side} makes {side}x{side} images, {n:,} pixels, over the limit of {limit:,} "
+                         f"(a guard against decompression bombs); choose a smaller {option}, or pass --max-pixels {n}")
+
+
 def _check_pixels(path, size: tuple[int, int], max_pixels: int | None = None, fix: str | None = None) -> None:
     check_pixels(path, size[0], size[1], max_pixels, fix or LIMIT_FIX)
 
