@@ -57,6 +57,9 @@ def test_variants_parse_to_a_name_and_options(bq):
     for bad in ("lr=0.0004", "name:", ":lr=1"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected NAME:KEY=VALUE"):
             bq.parse_variant(bad)
+    for bad in ("a/b:lr=1", "a b:lr=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bq.parse_variant(bad)
 
 
 def test_loop_seconds_add_up_resumed_segments(bq, tmp_path):
@@ -94,6 +97,11 @@ def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
         bq.main(argv)
     with pytest.raises(SystemExit, match="no such dataset folder"):
         bq.main(["facades-label", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")])
+    assert not (tmp_path / "o2").exists()  # nothing made before the data is found
+    bad_option = argv[:argv.index("--variant")] + ["--option", "bogus_key=3", "--out", str(tmp_path / "o3")]
+    with pytest.raises(SystemExit) as e:  # i2i's own one-line message, not a traceback
+        bq.main(bad_option)
+    assert "seed 0: --bogus-key" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_smoke_run_on_tiny_horse2zebra(bq, tmp_path, capsys):

@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -131,6 +132,9 @@ def parse_variant(text: str) -> tuple[str, dict]:
     name, sep, rest = text.partition(":")
     if not sep or not name or not rest:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:KEY=VALUE[,KEY=VALUE], such as lr4e-4:lr=0.0004")
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", name):
+        raise argparse.ArgumentTypeError(f"{name!r}: a variant's name becomes part of its run folders' names; use "
+                                         "letters, digits and . _ + - only, such as lr4e-4")
     return name, dict(parse_option(item) for item in rest.split(","))
 
 
@@ -218,13 +222,14 @@ def summary(records: list[dict]) -> str:
         mine = [r for r in records if r["protocol"] == name]
         variants = list(dict.fromkeys(r["variant"] for r in mine))
         keys = list(dict.fromkeys(k for r in mine for k in r["scores"]))
-        head = f"{'variant':<10}{'step':>6}{'seeds':>6}{'minutes':>16}" + "".join(f"{k:>22}" for k in keys)
+        width = max(10, *(len(v) + 2 for v in variants))
+        head = f"{'variant':<{width}}{'step':>6}{'seeds':>6}{'minutes':>16}" + "".join(f"{k:>22}" for k in keys)
         lines += [f"\n{name}", head, "-" * len(head)]
         for variant in variants:
             for step in sorted({r["step"] for r in mine if r["variant"] == variant}):
                 group = [r for r in mine if r["variant"] == variant and r["step"] == step]
                 m, s = mean_sd([r["seconds"] / 60 for r in group])
-                line = f"{variant:<10}{step:>6}{len(group):>6}{m:>9.2f} +- {s:<4.2f}"
+                line = f"{variant:<{width}}{step:>6}{len(group):>6}{m:>9.2f} +- {s:<4.2f}"
                 for k in keys:
                     values = [r["scores"][k] for r in group if k in r["scores"]]
                     line += f"{mean_sd(values)[0]:>12.4f} +- {mean_sd(values)[1]:<6.4f}" if values else f"{'-':>22}"
@@ -237,15 +242,17 @@ def summary(records: list[dict]) -> str:
                 if not a or not b:
                     continue
                 w = welch(a, b)
-                verdict = ("real at the 5% level" if w["p"] < 0.05 else "within the seeds' noise") if w["p"] == w["p"] \
-                    else "needs two seeds a side"
-                lines.append(f"  step {last}, {k}: {variant} - {variants[0]} = {w['diff']:+.4f} (standard error "
-                             f"{w['se']:.4f}, t {w['t']:.2f}, p {w['p']:.3f}): {verdict}")
+                line = f"  step {last}, {k}: {variant} - {variants[0]} = {w['diff']:+.4f}"
+                if math.isnan(w["p"]):
+                    lines.append(f"{line}; testing it needs two seeds a side with some spread")
+                    continue
+                verdict = "real at the 5% level" if w["p"] < 0.05 else "within the seeds' noise"
+                lines.append(f"{line} (standard error {w['se']:.4f}, t {w['t']:.2f}, p {w['p']:.3f}): {verdict}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("protocol", choices=sorted(PROTOCOLS))
     parser.add_argument("--steps", type=int, default=800, help="training steps per run [default: 800]")
     parser.add_argument("--eval-every", type=int, help="score every N steps [default: only at the end]")
@@ -253,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", action="append", choices=["fp32", "bf16", "auto"],
                         help="a variant training at this precision (repeatable) [default: auto, without --variant]")
     parser.add_argument("--variant", action="append", type=parse_variant, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                        help="a variant with its own options (repeatable), such as lr4e-4:lr=0.0004")
+                        help="a variant with its own options (repeatable), such as lr4e-4:lr=0.0004; it trains at "
+                             "--precision auto unless it sets precision=")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                         help="a training option for every run (repeatable), such as lr=0.0004 or batch_size=4")
     parser.add_argument("--data-root", default=str(DATASETS), help=f"the folder holding the datasets [default: {DATASETS}]")
@@ -274,15 +282,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1 or args.seeds < 1 or (args.eval_every is not None and args.eval_every < 1):
         sys.exit("--steps, --seeds and --eval-every must be at least 1")
     args.eval_every = min(args.eval_every or args.steps, args.steps)
+    protocol = PROTOCOLS[args.protocol]
+    data_paths(protocol, Path(args.data_root))  # a missing dataset is said before anything is made
     out.mkdir(parents=True, exist_ok=True)
     records = json.loads(results_file.read_text()) if results_file.is_file() else []
-    protocol = PROTOCOLS[args.protocol]
     variants = [(p, {"precision": p}) for p in args.precision or []] + (args.variant or [])
     variants = variants or [("auto", {"precision": "auto"})]
     started = time.perf_counter()
+    from i2i.errors import I2IError
+
     for variant in variants:
         for seed in range(args.seeds):
-            records += train_and_score(args.protocol, protocol, variant, seed, args, out)
+            try:
+                records += train_and_score(args.protocol, protocol, variant, seed, args, out)
+            except I2IError as e:  # a bad --option or --variant, said as i2i train would say it
+                sys.exit(f"{variant[0]}, seed {seed}: {e}")
             results_file.write_text(json.dumps(records, indent=1))
     print(summary([r for r in records if r["protocol"] == args.protocol]))
     if args.grid:
