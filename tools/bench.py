@@ -284,8 +284,8 @@ def run_cell(args) -> None:
 
 def subprocess_cell(args, cell: str, precision: str) -> dict:
     runs = args.runs
-    if cell == "pix2pix" and not args.quick:  # short steps whose times swing over 8 runs; over 16 they settle
-        runs = max(runs, 16)
+    if runs is None:  # pix2pix's short steps swing over 8 runs; over 16 they settle
+        runs = 2 if args.quick else 16 if cell == "pix2pix" else 5
     cmd = [sys.executable, __file__, "--cell", cell, "--precision", precision, "--runs", str(runs),
            "--warmup", str(args.warmup), "--size", str(args.size), "--images", str(args.images)]
     cmd += ["--threads", str(args.threads)] if args.threads else []
@@ -306,7 +306,9 @@ def print_breakdown(row: str, precision: str, r: dict, ceiling: float | None) ->
     for kind, seconds in kinds.items():
         print(f"  {kind:<34}{1000 * seconds:>7.1f} ms {100 * seconds / total:>4.0f}%")
     conv = kinds["convolutions and matrix products"]
-    if ceiling and conv:
+    if not ceiling:
+        print("  (no ceiling measured, so no bound: drop --no-machine to have one)")
+    elif conv:
         print(f"  convolutions alone: {r['flops'] / conv / 1e9:.0f} GFLOP/s; with every other op free the step would "
               f"reach {100 * r['flops'] / conv / 1e9 / ceiling:.0f}% of the {r['ceiling']} ceiling")
 
@@ -317,7 +319,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=sorted(CELLS), help="run only these rows (repeatable)")
     parser.add_argument("--precision", action="append", choices=["fp32", "auto", "bf16"],
                         help="columns (repeatable) [default: fp32 and auto]")
-    parser.add_argument("--runs", type=int, help="timed runs per cell [default: 5 (pix2pix 16), quick: 2]")
+    parser.add_argument("--runs", type=int, help="timed runs per cell, as given [default: 5 (pix2pix 16), quick: 2]")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size", type=int, help="image size [default: 256, quick: 128]")
     parser.add_argument("--images", type=int, help="images per translate run [default: 24, quick: 8]")
@@ -328,11 +330,11 @@ def main() -> None:
                              "ceiling its convolutions allow")
     parser.add_argument("--cell", choices=sorted(CELLS) + ["machine"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
-    args.runs = args.runs or (2 if args.quick else 5)
     args.size = args.size or (128 if args.quick else 256)
     args.images = args.images or (8 if args.quick else 24)
     if args.cell:
         args.precision = (args.precision or ["auto"])[-1]
+        args.runs = args.runs or 5
         return run_cell(args)
 
     import torch
@@ -345,7 +347,8 @@ def main() -> None:
     precisions = args.precision or ["fp32", "auto"]
     rows = args.only or (QUICK_ROWS if args.quick else list(CELLS))
     model, flags = cpu_model()
-    print(f"i2i roofline benchmark: {args.size}x{args.size} (unet_{args.size}), batch 1, median of {args.runs} runs "
+    runs = args.runs or ("2" if args.quick else "5 (pix2pix 16)")
+    print(f"i2i roofline benchmark: {args.size}x{args.size} (unet_{args.size}), batch 1, median of {runs} runs "
           f"after {args.warmup} warm-up, {args.threads} thread(s)\nCPU: {model}; {os.cpu_count()} CPUs; {' '.join(flags) or 'none of'} "
           f"{'' if flags else ' '.join(CPU_FLAGS)}\ntorch {torch.__version__}", flush=True)
     ceilings = {}
@@ -382,6 +385,8 @@ def main() -> None:
             a, b = results[row, precisions[0]]["value"], results[row, precisions[-1]]["value"]
             line += f"{(a / b if unit == 's/step' else b / a):>7.2f}x"
         print(line)
+    if args.breakdown and not any(CELLS[row][0] == "train" for row in rows):
+        print("\n--breakdown profiles training rows; none was run")
     for (row, p), r in results.items():
         if r.get("breakdown"):
             print_breakdown(row, p, r, ceilings.get(r["ceiling"], {}).get("value"))
