@@ -101,7 +101,8 @@ def test_smoke_run_on_tiny_facades(bq, tmp_path, capsys):
     bad_option = argv[:argv.index("--variant")] + ["--option", "bogus_key=3", "--out", str(tmp_path / "o3")]
     with pytest.raises(SystemExit) as e:  # i2i's own one-line message, not a traceback
         bq.main(bad_option)
-    assert "seed 0: --bogus-key" in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).startswith("auto: --bogus-key") and "\n" not in str(e.value)
+    assert not (tmp_path / "o3").exists()
 
 
 def test_smoke_run_on_tiny_horse2zebra(bq, tmp_path, capsys):

@@ -138,22 +138,30 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, dict(parse_option(item) for item in rest.split(","))
 
 
-def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: int, args, out: Path) -> list[dict]:
-    """Train one (variant, seed) run in segments; score it after each. Returns the records."""
+def run_config(name: str, protocol: dict, variant: tuple[str, dict], seed: int, args, out: Path):
+    """The i2i training config of one (variant, seed) run; i2i's own UsageError for a bad option."""
     from i2i import modes
-    from i2i.evaluate import evaluate
-    from i2i.runtime import resolve
-    from i2i.train import resume_config, train
 
-    data, (test_a, test_b) = data_paths(protocol, Path(args.data_root))
-    variant, variant_options = variant
+    data, _ = data_paths(protocol, Path(args.data_root))
+    label, variant_options = variant
     options = {**protocol["options"], **data, **dict(args.option or []), **variant_options, "seed": seed,
-               "checkpoints_dir": str(out), "name": f"{name}_{variant}_seed{seed}", "report": False,
+               "checkpoints_dir": str(out), "name": f"{name}_{label}_seed{seed}", "report": False,
                "save_every": 10**9, "sample_every": 10**9}
     if args.threads:
         options["threads"] = args.threads
     mode = options.pop("mode")
-    cfg = modes.make_config(mode, **options)
+    return modes.make_config(mode, **options)
+
+
+def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: int, args, out: Path) -> list[dict]:
+    """Train one (variant, seed) run in segments; score it after each. Returns the records."""
+    from i2i.evaluate import evaluate
+    from i2i.runtime import resolve
+    from i2i.train import resume_config, train
+
+    _, (test_a, test_b) = data_paths(protocol, Path(args.data_root))
+    cfg = run_config(name, protocol, variant, seed, args, out)
+    variant = variant[0]
     run = out / cfg.name
     if run.exists():
         sys.exit(f"{run}: exists from an earlier call; give another --out, or delete it")
@@ -283,19 +291,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--steps, --seeds and --eval-every must be at least 1")
     args.eval_every = min(args.eval_every or args.steps, args.steps)
     protocol = PROTOCOLS[args.protocol]
-    data_paths(protocol, Path(args.data_root))  # a missing dataset is said before anything is made
-    out.mkdir(parents=True, exist_ok=True)
-    records = json.loads(results_file.read_text()) if results_file.is_file() else []
     variants = [(p, {"precision": p}) for p in args.precision or []] + (args.variant or [])
     variants = variants or [("auto", {"precision": "auto"})]
-    started = time.perf_counter()
     from i2i.errors import I2IError
 
+    for variant in variants:  # a missing dataset or a bad option is said before anything is made
+        try:
+            run_config(args.protocol, protocol, variant, 0, args, out)
+        except I2IError as e:
+            sys.exit(f"{variant[0]}: {e}")
+    out.mkdir(parents=True, exist_ok=True)
+    records = json.loads(results_file.read_text()) if results_file.is_file() else []
+    started = time.perf_counter()
     for variant in variants:
         for seed in range(args.seeds):
             try:
                 records += train_and_score(args.protocol, protocol, variant, seed, args, out)
-            except I2IError as e:  # a bad --option or --variant, said as i2i train would say it
+            except I2IError as e:  # what only training finds, said as i2i train would say it
                 sys.exit(f"{variant[0]}, seed {seed}: {e}")
             results_file.write_text(json.dumps(records, indent=1))
     print(summary([r for r in records if r["protocol"] == args.protocol]))
