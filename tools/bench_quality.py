@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     variants = [(p, {"precision": p}) for p in args.precision or []] + (args.variant or [])
     variants = variants or [("auto", {"precision": "auto"})]
     from i2i.errors import I2IError
+    from i2i.io import write_json
 
     for variant in variants:  # a missing dataset or a bad option is said before anything is made
         try:
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                 records += train_and_score(args.protocol, protocol, variant, seed, args, out)
             except I2IError as e:  # what only training finds, said as i2i train would say it
                 sys.exit(f"{variant[0]}, seed {seed}: {e}")
-            results_file.write_text(json.dumps(records, indent=1))
+            write_json(results_file, records)  # atomically: a killed call keeps every finished run
     print(summary([r for r in records if r["protocol"] == args.protocol]))
     if args.grid:
         _, test = data_paths(protocol, Path(args.data_root))
