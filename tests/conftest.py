@@ -17,6 +17,18 @@ atexit.register(shutil.rmtree, os.environ["I2I_CACHE_DIR"], ignore_errors=True)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def load_tool(name: str):
+    """The script ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
 def random_image(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]

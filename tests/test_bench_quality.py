@@ -3,24 +3,18 @@ laid out as facades/ (train/ and test/ of A|B images)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-from conftest import ab_folder
+from conftest import ab_folder, load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bq():
-    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "tools" / "bench_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("bench_quality")
 
 
 def test_mean_and_sample_sd_by_hand(bq):

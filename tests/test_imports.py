@@ -2,22 +2,10 @@
 those inside functions): no circles between modules, and the CLI starts without torch."""
 
 import fnmatch
-import importlib.util
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_tool
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "tools" / "import_graph.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("import_graph", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-graph_tool = _tool()
+graph_tool = load_tool("import_graph")
 
 # Imports allowed to close a circle, as (importer, imported) patterns (fnmatch), each with its reason.
 # It is empty, and meant to stay so.
