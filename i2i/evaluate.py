@@ -46,6 +46,13 @@ def scoring_size(preprocess: str | None, crop_size: int | None) -> int | None:
     return crop_size if preprocess == "resize_and_crop" and crop_size else None
 
 
+def read_scored(path: str | Path, channels: int, size: int | None) -> torch.Tensor:
+    """A test image as a 1 x C x H x W tensor in [-1, 1], resized to ``size`` x ``size`` by the training
+    resize (:func:`i2i.data.transforms.resize`) when ``size`` is given (see :func:`scoring_size`)."""
+    arr = read_array(path, channels)
+    return array_to_tensor(resize(arr, size, size) if size else arr)[None]
+
+
 def _unit(t: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]"""
     return (t.float().clamp(-1, 1) + 1) / 2
@@ -121,8 +128,7 @@ def evaluate_unpaired(g_ab, g_ba, files_a: list[Path], files_b: list[Path], ince
     ``size``, every image is first resized to ``size`` x ``size`` (see :func:`scoring_size`)."""
     def tensors(files, channels):
         for f in files:
-            arr = read_array(f, channels)
-            yield array_to_tensor(resize(arr, size, size) if size else arr)[None]
+            yield read_scored(f, channels, size)
 
     total, done = len(files_a) + len(files_b), 0
     scores: dict[str, float] = {}

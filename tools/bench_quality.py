@@ -210,13 +210,12 @@ def write_grid(run: Path, protocol: dict, test: tuple[str, str | None], path: Pa
                 item = data[(i, 0)]
                 grid.append([item["A"], g(item["A"][None])[0], item["B"]])
         else:
-            from i2i.data.images import array_to_tensor, list_images, read_array
-            from i2i.data.transforms import resize
+            from i2i.data.images import list_images
+            from i2i.evaluate import read_scored
 
             g_ab, g_ba = load_translator(run, "AtoB", runtime=runtime), load_translator(run, "BtoA", runtime=runtime)
             for f in list_images(test[0])[:rows]:
-                arr = read_array(f, 3)
-                x = array_to_tensor(resize(arr, size, size) if size else arr)[None]
+                x = read_scored(f, g_ab.in_channels, size)
                 fake = g_ab(x)
                 grid.append([x[0], fake[0], g_ba(fake)[0]])
     return save_image(image_grid(grid), path)
