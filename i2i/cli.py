@@ -122,6 +122,9 @@ class TrainProgress:
         self.bar.start()
         self.task = self.bar.add_task("train", total=total_steps, completed=step, epoch="-", losses="", rate="")
 
+    def plan(self, total_steps):
+        self.bar.update(self.task, total=total_steps)
+
     def step(self, step, epoch, losses):
         fields = {"epoch": epoch}
         speed = self.bar.tasks[0].speed

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
+MAX_MINUTES = 525_600  # --minutes: a year
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
@@ -184,6 +185,15 @@ class TrainConfig:
                                           "guard).", default_help="89478485")
     # run control
     seed: int | None = option(None, "Random seed; the same seed repeats a run.", default_help="random, recorded")
+    steps: int | None = option(None, "Train this many steps in all, the learning rate's schedule fitted to them: "
+                                     "constant, then decaying linearly to zero every step, the two phases in the "
+                                     "ratio of --epochs to --epochs-decay. (--max-steps instead stops a run "
+                                     "part-way through its schedule.)",
+                               default_help="--epochs + --epochs-decay epochs")
+    minutes: float | None = option(None, "Train for about this many minutes, counted from the first step: the "
+                                         "steps that fit are measured over the first 50 and set as --steps, "
+                                         "recorded in config.json (so --resume continues the same schedule), and "
+                                         "the log says how to repeat the run.")
     max_steps: int | None = option(None, "Stop after this many steps (smoke runs).")
     save_every: int = option(1000, "Save a checkpoint every N steps.")
     sample_every: int = option(200, "Write a sample grid every N steps.")
@@ -338,6 +348,9 @@ def check_common(cfg: TrainConfig) -> None:
           "--epochs and --epochs-decay must be >= 0 with at least one epoch in total")
     check(cfg.lr > 0, "--lr must be positive")
     check(cfg.max_steps is None or cfg.max_steps >= 1, "--max-steps must be at least 1")
+    check(cfg.steps is None or cfg.steps >= 1, "--steps must be at least 1")
+    check(cfg.minutes is None or 0 < cfg.minutes <= MAX_MINUTES,
+          f"--minutes must be above 0 and at most {MAX_MINUTES} (a year)")
     check(cfg.save_every >= 1 and cfg.sample_every >= 1 and cfg.log_every >= 1,
           "--save-every, --sample-every and --log-every must be at least 1")
     check(cfg.input_nc in (1, 3) and cfg.output_nc in (1, 3), "--input-nc and --output-nc must be 1 or 3")

@@ -1,12 +1,14 @@
 """The training loop, shared by every mode: epochs, LR schedule, logging, samples, checkpoints, resume.
 
 Read top to bottom: build the mode and data, restore state if resuming, then loop. The learning rate
-is a pure function of the epoch (constant for ``epochs``, then linear decay over ``epochs_decay``), so
-a resumed run needs no scheduler state to get it right.
+is a pure function of the step and epoch (i2i/schedule.py: constant, then linear decay to zero, over
+``--epochs`` + ``--epochs-decay`` epochs or ``--steps`` steps), so a resumed run needs no scheduler
+state to get it right. With ``--minutes`` the loop measures its first steps, then fixes ``--steps``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,6 +30,8 @@ from .errors import I2IError, UsageError, first_line
 from .io import remove_stale_temps
 from .runs import Run
 from .runtime import resolve
+from .schedule import UNPLANNED, Schedule, StepBudget
+from .schedule import lr_factor as lr_factor  # noqa: F401  (where it was)
 from .validation import Validator, hold_out
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,8 @@ log = logging.getLogger(__name__)
 # options that may change when resuming; everything else comes from the run's config.json. The
 # learning rate is among them (the loop sets it from the config at every epoch, over the optimizer
 # state it restores), so a run whose loss turned NaN continues from its checkpoint with a lower one.
-RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "workers", "epochs", "epochs_decay",
+RESUMABLE_OVERRIDES = ("max_steps", "steps", "save_every", "sample_every", "log_every", "workers", "epochs",
+                       "epochs_decay",
                        "val_every", "report", "device", "precision", "threads", "compile", "strict", "max_pixels",
                        "lr", "a", "b", "val", "val_b")  # the data folders: the same images, moved
 
@@ -43,19 +48,9 @@ RESUMABLE_OVERRIDES = ("max_steps", "save_every", "sample_every", "log_every", "
 class Observer(Protocol):
     """What the loop reports as it goes (the CLI shows it as a progress bar)."""
 
-    def start(self, total_steps: int, step: int) -> None: ...
+    def start(self, total_steps: int | None, step: int) -> None: ...  # None: not known yet (--minutes)
+    def plan(self, total_steps: int) -> None: ...  # --minutes has measured how many steps fit
     def step(self, step: int, epoch: int, losses: dict[str, float] | None) -> None: ...
-
-
-def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """LR multiplier for the 0-based ``epoch``: 1 for ``epochs`` epochs, then linear decay
-    1 - k/(epochs_decay + 1) for the k-th decay epoch: the reference's ``linear`` policy
-    (models/networks.py, ``get_scheduler``) stepped at the end of each epoch, as the pix2pix and
-    CycleGAN papers describe it ("keep the same learning rate for the first 100 epochs and linearly
-    decay the rate to zero over the next 100"), as CUT's train.py and the reference before mid-2020
-    do. The reference's train.py today steps at the start of each epoch, so it decays one epoch
-    earlier and trains its last epoch at lr 0; i2i keeps the papers' schedule (docs/recipes.md)."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
 def rng_state() -> dict:
@@ -202,6 +197,8 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
 
 def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
     device = runtime.device
+    if cfg.minutes is not None and cfg.steps is not None and not resume:
+        raise UsageError(f"--minutes {cfg.minutes:g} measures how many steps fit and sets --steps; give one of them")
     run = Run(cfg.run_dir)
     state = None
     for folder in (run.path, run.samples_dir, run.path / "best"):  # temp files of a killed run
@@ -245,10 +242,9 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
 
     sampler = EpochSampler(len(dataset), cfg.seed, shuffle=not cfg.serial_batches, rank=world.rank, world=world.size)
     steps_per_epoch = math.ceil(sampler.per_rank / cfg.batch_size)
-    total_epochs = cfg.epochs + cfg.epochs_decay
-    total_steps = steps_per_epoch * total_epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
+    planning = cfg.minutes is not None and cfg.steps is None  # --minutes, not yet measured
+    schedule = Schedule(cfg.epochs, cfg.epochs_decay, steps_per_epoch, UNPLANNED if planning else cfg.steps)
+    total_steps = min(schedule.total_steps, cfg.max_steps or schedule.total_steps)
 
     step, epoch, epoch_step = 0, 0, 0
     saved_step = None  # the step of the newest checkpoint on disk (None: none yet)
@@ -278,8 +274,9 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
             run.truncate_log(step)
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
         if step >= total_steps and world.main:
-            limit = (f"--max-steps {cfg.max_steps}" if cfg.max_steps and cfg.max_steps <= steps_per_epoch * total_epochs
-                     else f"its {total_epochs} epochs (--epochs {cfg.epochs}, --epochs-decay {cfg.epochs_decay})")
+            limit = (f"--max-steps {cfg.max_steps}" if cfg.max_steps and cfg.max_steps <= schedule.total_steps
+                     else f"--steps {cfg.steps}" if cfg.steps is not None
+                     else f"its {schedule.total_epochs} epochs (--epochs {cfg.epochs}, --epochs-decay {cfg.epochs_decay})")
             log.warning("%s is already at step %d, the end of %s: nothing to train; raise that to train further",
                         run.path, step, limit)
     if world.enabled:
@@ -292,9 +289,12 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
             run.write_config(cfg, mode.translators, mode.specs)
     batch = f"{cfg.batch_size} per step" + (
         f" in each of {world.size} processes, {cfg.batch_size * world.size} in all" if world.enabled else "")
-    log.info("training %s on %s: %d examples, batch %s, %d steps per epoch, %d epochs; %s",
+    length = (f"for about {cfg.minutes:g} minutes (the steps that fit are measured over the first "
+              f"{StepBudget.WARMUP + StepBudget.MEASURED})" if planning
+              else f"{schedule.total_steps} steps" if cfg.steps is not None else f"{schedule.total_epochs} epochs")
+    log.info("training %s on %s: %d examples, batch %s, %d steps per epoch, %s; %s",
              cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), batch, steps_per_epoch,
-             total_epochs, runtime.describe())
+             length, runtime.describe())
 
     def save():
         nonlocal saved_step
@@ -373,27 +373,46 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     if step == 0:
         evaluate()
     if observer:
-        observer.start(total_steps, step)
+        observer.start(total_steps if total_steps < UNPLANNED else None, step)
     mode.train(True)
     loader_generator = torch.Generator()  # keeps the DataLoader off the global RNG that dropout uses
     started = time.perf_counter()
+    budget = StepBudget(cfg.minutes, step) if planning else None
+    factor = None
     stop = StopOnInterrupt()
     try:
-        while epoch < total_epochs and step < total_steps:
-            factor = lr_factor(epoch, cfg.epochs, cfg.epochs_decay)
-            for opt in mode.optimizers.values():
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * factor
+        while epoch < schedule.total_epochs and step < total_steps:
             sampler.epoch, sampler.start = epoch, epoch_step * cfg.batch_size
-            mode_cls.set_epoch(cfg, dataset, epoch)
+            mode_cls.set_epoch(cfg, dataset, schedule.decaying(epoch))
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                 generator=loader_generator, pin_memory=device.type == "cuda",
                 persistent_workers=False)
             for batch in loader:
+                if schedule.factor(step, epoch) != factor:
+                    factor = schedule.factor(step, epoch)
+                    for opt in mode.optimizers.values():
+                        for group in opt.param_groups:
+                            group["lr"] = cfg.lr * factor
                 losses, out = mode.train_step(batch)
                 step += 1
                 epoch_step += 1
+                if budget is not None and world.any(budget.ready(step)):
+                    cfg.steps = world.gather(budget.plan(step))[0]  # rank 0's measurement, on every rank
+                    schedule = dataclasses.replace(schedule, steps=cfg.steps)
+                    total_steps = min(cfg.steps, cfg.max_steps or cfg.steps)
+                    if world.main:
+                        run.write_config(cfg, mode.translators, mode.specs)
+                    # the measured steps trained at the starting rate; when the plan has them in its
+                    # constant phase, --steps repeats the run
+                    repeat = (f"; --steps {cfg.steps} --seed {cfg.seed} repeats this run"
+                              if step <= cfg.steps - schedule.decay_steps else "")
+                    log.info("--minutes %g: %d steps fit, %.1f epochs (%.3g steps/s measured); the learning rate "
+                             "decays over the last %d%s", cfg.minutes, cfg.steps, cfg.steps / steps_per_epoch,
+                             budget.rate, schedule.decay_steps, repeat)
+                    budget = None
+                    if observer:
+                        observer.plan(total_steps)
                 values = {k: float(v) for k, v in losses.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
@@ -437,5 +456,8 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     refresh_report()
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")
+    if cfg.minutes is not None:
+        log.info("at step %d after %.1f minutes of training%s (--minutes %g)", step,
+                 (time.perf_counter() - started) / 60, " in this session" if resume else "", cfg.minutes)
     log.info("finished at step %d; run folder %s", step, run.path)
     return run.path

@@ -1,9 +1,12 @@
 """The CLI through typer's CliRunner: happy paths, and every error as one line with the right code."""
 
+import json
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -112,6 +115,31 @@ def test_data_errors(tmp_path):
 def test_bad_option_is_a_usage_error():
     result = invoke("train", "--no-such-option")
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.tuples(st.just("--steps"), st.integers(max_value=0).map(str)),
+    st.tuples(st.just("--minutes"), st.one_of(st.floats(max_value=0, allow_nan=False), st.floats(min_value=525_600.001),
+                                            st.just(float("nan"))).map(repr)),
+))
+def test_a_run_length_out_of_range_is_one_line(aligned_dir, tmp_path, bad):
+    flag, value = bad
+    result = invoke("train", "--a", aligned_dir, "--name", "x", "--checkpoints-dir", tmp_path / "ck", flag, value, *TINY)
+    assert_one_line_error(result, 2, flag)
+    assert not (tmp_path / "ck" / "x").exists()
+
+
+def test_minutes_train_a_fitted_schedule(aligned_dir, tmp_path):
+    """The advice for --minutes with --steps ("give one of them") works either way."""
+    ck = tmp_path / "ck"
+    result = invoke("train", "--a", aligned_dir, "--name", "m", "--checkpoints-dir", ck, "--minutes", "0.01",
+                    "--steps", "3", *TINY)
+    assert_one_line_error(result, 2, "--minutes 0.01", "give one of them")
+    for flag, value in (("--minutes", "0.01"), ("--steps", "3")):
+        result = invoke("train", "--a", aligned_dir, "--name", flag[2:], "--checkpoints-dir", ck, flag, value, *TINY)
+        assert result.exit_code == 0, result.output
+        assert json.loads((ck / flag[2:] / "config.json").read_text())["steps"] >= 1
 
 
 def test_prepare_round_trip(tmp_path):

@@ -66,6 +66,22 @@ def test_two_processes_train_identical_weights_and_resume_in_one(mode, aligned_d
     assert [r["step"] for r in (json.loads(line) for line in (run / "log.jsonl").read_text().splitlines())][-1] == 6
 
 
+def test_two_processes_agree_on_the_steps_that_minutes_fit(aligned_dir, tmp_path):
+    """--minutes under torchrun: the ranks plan at the same step, take rank 0's count, and stop
+    together with identical weights (rank 0 checks every rank's SHA-256 at the final save)."""
+    code, output = torchrun(["train", "--a", str(aligned_dir), "--net-g", "unet_32", *TINY, "--name", "ddp",
+                             "--checkpoints-dir", str(tmp_path / "ck"), "--minutes", "0.02", "--save-every", "100000"],
+                            tmp_path)
+    assert code == 0, output
+    output = " ".join(output.split())
+    assert re.search(r"--minutes 0.02: \d+ steps fit", output), output
+    checks = re.findall(r"weights identical on all 2 ranks \(SHA-256 by rank: ([0-9a-f]{12}), ([0-9a-f]{12})\)", output)
+    assert len(checks) == 1 and checks[0][0] == checks[0][1], output
+    run = tmp_path / "ck" / "ddp"
+    steps = json.loads((run / "config.json").read_text())["steps"]
+    assert torch.load(run / "state.pt", weights_only=True)["step"] == steps >= 1
+
+
 def test_sampler_gives_each_rank_an_equal_share_of_the_same_permutation():
     for n in (1, 5, 6, 7):
         whole = list(EpochSampler(n, seed=3))

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -7,15 +8,10 @@ from PIL import Image
 
 from i2i.errors import UsageError
 from i2i.runs import Run, load_weights
-from i2i.train import lr_factor, train
+from i2i.schedule import StepBudget
+from i2i.train import train
 
 from conftest import tiny_config
-
-
-def test_lr_schedule_matches_reference_linear_policy():
-    # reference: 1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1), epoch_count = 1
-    factors = [lr_factor(e, 3, 4) for e in range(7)]
-    assert factors == pytest.approx([1, 1, 1, 1 - 1 / 5, 1 - 2 / 5, 1 - 3 / 5, 1 - 4 / 5])
 
 
 @pytest.fixture
@@ -77,6 +73,74 @@ def test_resume_continues_at_the_right_step_and_lr(aligned_dir, tmp_path):
     wa, _ = load_weights(straight / "G.safetensors")
     wb, _ = load_weights(first / "G.safetensors")
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+def test_steps_fit_the_schedule_to_a_step_count(aligned_dir, tmp_path):
+    """--steps 9 over 6 steps per epoch: constant, then decaying every step to 1/(D + 1), D = the
+    steps' share of --epochs-decay; recorded in config.json; --max-steps still cuts it short."""
+    from i2i.schedule import Schedule
+
+    run_dir = train(tiny_config(aligned_dir, tmp_path, steps=9, epochs=1, epochs_decay=1, log_every=1))
+    log = Run(run_dir).read_log()
+    schedule = Schedule(1, 1, 6, 9)
+    assert [r["step"] for r in log] == list(range(1, 10))
+    assert [r["lr"] for r in log] == pytest.approx([2e-4 * schedule.factor(s, s // 6) for s in range(9)])
+    assert log[-1]["lr"] == pytest.approx(2e-4 / (schedule.decay_steps + 1)) and schedule.decay_steps == 4
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 9
+    short = train(tiny_config(aligned_dir, tmp_path, name="short", steps=9, max_steps=4, log_every=1))
+    assert [r["lr"] for r in Run(short).read_log()] == pytest.approx([r["lr"] for r in log[:4]])
+
+
+def test_minutes_measure_then_fix_the_steps(aligned_dir, tmp_path, monkeypatch, caplog):
+    """--minutes: the run measures its first steps, records the steps that fit as --steps, and
+    decays the rate to its last step; --steps with the seed repeats it, as the help says; a resume
+    keeps the plan; --minutes with --steps is refused. (A clock that ticks 10 ms each time it is
+    read makes the plan the same on every machine.)"""
+    import i2i.train
+    from i2i.schedule import Schedule
+    from i2i.train import resume_config
+
+    class Ticking:
+        now = 0.0
+
+        def __call__(self):
+            self.now += 0.01
+            return self.now
+
+    class TickingBudget(StepBudget):
+        def __init__(self, minutes, first_step):
+            super().__init__(minutes, first_step, clock=Ticking())
+
+    monkeypatch.setattr(i2i.train, "StepBudget", TickingBudget)
+    cfg = tiny_config(aligned_dir, tmp_path, minutes=0.03, log_every=1, precision="fp32", threads=1)
+    with caplog.at_level(logging.INFO, logger="i2i"):
+        run_dir = train(cfg)
+    saved = json.loads((run_dir / "config.json").read_text())
+    steps = saved["steps"]
+    assert saved["minutes"] == 0.03 and steps >= 1
+    log = Run(run_dir).read_log()
+    assert log[-1]["step"] == steps == torch.load(run_dir / "state.pt", weights_only=True)["step"]
+    schedule = Schedule(1, 1, 6, steps)
+    planned = [r for r in log if r["step"] > StepBudget.WARMUP + StepBudget.MEASURED]
+    assert [r["lr"] for r in planned] == pytest.approx([2e-4 * schedule.factor(r["step"] - 1, 0) for r in planned])
+    assert log[-1]["lr"] == pytest.approx(2e-4 / (schedule.decay_steps + 1))
+    assert 100 < steps < 200  # 1.8 s less the 50 measured steps' 0.5, at 100 steps/s
+
+    assert f"--steps {steps} --seed 1 repeats this run" in caplog.text
+    repeat = train(tiny_config(aligned_dir, tmp_path, name="repeat", steps=steps, seed=1, log_every=1, precision="fp32",
+                               threads=1))
+    assert [r["lr"] for r in Run(repeat).read_log()] == pytest.approx([r["lr"] for r in log])
+    wa, _ = load_weights(run_dir / "G.safetensors")
+    wb, _ = load_weights(repeat / "G.safetensors")
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+    again = resume_config(run_dir, minutes=0.03)
+    assert again.steps == steps
+    with pytest.raises(UsageError, match="--minutes cannot change when resuming"):
+        resume_config(run_dir, minutes=1.0)
+    with pytest.raises(UsageError, match="--minutes 1 measures how many steps fit and sets --steps; give one"):
+        train(tiny_config(aligned_dir, tmp_path, name="both", minutes=1.0, steps=5))
+    assert not (tmp_path / "ck" / "both").exists()
 
 
 def test_existing_run_is_not_overwritten(aligned_dir, tmp_path):

@@ -63,7 +63,7 @@ def augment(cfg) -> Augment:
 COMMON_OPTIONS = frozenset({
     "a", "name", "checkpoints_dir", "net_g", "ngf", "norm", "init", "init_gain", "output_nc", "epochs", "epochs_decay",
     "batch_size", "lr", "beta1", "beta2", "flip", "workers", "strict", "report", "max_pixels", "seed", "max_steps",
-    "save_every", "sample_every", "log_every", "device", "precision", "threads", "compile",
+    "steps", "minutes", "save_every", "sample_every", "log_every", "device", "precision", "threads", "compile",
 })
 # and those of the image-to-image recipes (a folder of inputs, crops, a PatchGAN, validation)
 TRANSLATION_OPTIONS = COMMON_OPTIONS | frozenset({
@@ -171,9 +171,10 @@ class Mode:
         raise NotImplementedError
 
     @staticmethod
-    def set_epoch(cfg, dataset, epoch: int) -> None:
-        """Called with the training dataset before each (0-based) epoch: a recipe whose data change
-        during training changes them here (CUT). The base changes nothing."""
+    def set_epoch(cfg, dataset, decaying: bool) -> None:
+        """Called with the training dataset before each epoch, ``decaying`` when the epoch starts in
+        the learning rate's decay (:meth:`i2i.schedule.Schedule.decaying`): a recipe whose data
+        change during training changes them here (CUT). The base changes nothing."""
 
     def train_step(self, batch: dict) -> tuple[dict, dict]:
         """One optimisation step; returns (losses as detached tensors, outputs for sample_rows)."""

@@ -103,12 +103,12 @@ class CUT(AdversarialMode):
         return unpaired_dataset(cfg)
 
     @staticmethod
-    def set_epoch(cfg, dataset, epoch: int) -> None:
+    def set_epoch(cfg, dataset, decaying: bool) -> None:
         """In the decay epochs (after ``--epochs``) images are resized straight to ``--crop-size``, so
         each is seen whole (and maybe flipped), not cropped: the authors' code
         (data/unaligned_dataset.py: ``is_finetuning = ... self.current_epoch > self.opt.n_epochs``,
         then ``load_size=self.opt.crop_size``), for CUT and FastCUT alike."""
-        dataset.transform = augment(dataclasses.replace(cfg, load_size=cfg.crop_size) if epoch >= cfg.epochs else cfg)
+        dataset.transform = augment(dataclasses.replace(cfg, load_size=cfg.crop_size) if decaying else cfg)
 
     def forward(self, batch):
         real_a, real_b = batch["A"], batch["B"]
