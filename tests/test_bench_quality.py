@@ -117,3 +117,21 @@ def test_smoke_run_on_tiny_horse2zebra(bq, tmp_path, capsys):
     assert set(record["scores"]) == {"cycle_L1", "identity_L1_A", "identity_L1_B"}  # no FID without the weights
     assert Image.open(tmp_path / "grid.png").size == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)
     assert "cycle_L1" in capsys.readouterr().out
+
+
+def test_a_run_that_ends_its_own_schedule_first_is_scored_once_at_its_end(bq, tmp_path, capsys):
+    """A run whose own length is shorter than --steps (i2i's --steps or --minutes, given as an option)
+    is scored at each segment until it stops, then left: one record for its end, with its steps."""
+    root = tmp_path / "data" / "facades"
+    ab_folder(root / "train")
+    ab_folder(root / "test")
+    out = tmp_path / "out"
+    bq.main(["facades-label", "--data-root", str(tmp_path / "data"), "--out", str(out), "--steps", "6",
+             "--eval-every", "2", "--seeds", "1", "--precision", "fp32", "--threads", "1", "--option", "steps=3",
+             "--option", "net_g=unet_32", "--option", "ngf=8", "--option", "ndf=8", "--option", "load_size=36",
+             "--option", "crop_size=32", "--option", "workers=0"])
+    records = json.loads((out / "results.json").read_text())
+    assert [(r["step"], r["steps_trained"]) for r in records] == [(2, 2), (4, 3)]
+    table = capsys.readouterr().out.split("variant", 1)[1].splitlines()
+    assert table[0].split()[:4] == ["step", "trained", "seeds", "minutes"]
+    assert [line.split()[1:3] for line in table[2:4]] == [["2", "2"], ["4", "3"]]

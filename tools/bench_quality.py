@@ -127,6 +127,13 @@ def loop_seconds(run: Path) -> float:
     return total + (last or 0.0)
 
 
+def steps_trained(run: Path) -> int:
+    """The last step the run's log records: below a segment's end when the run reached the end of
+    its own schedule first (``--option minutes=M`` plans its own length)."""
+    steps = [json.loads(line).get("step", 0) for line in (run / "log.jsonl").read_text().splitlines()]
+    return max(steps, default=0)
+
+
 def parse_variant(text: str) -> tuple[str, dict]:
     """``"NAME:KEY=VALUE,KEY=VALUE"`` -> (NAME, {KEY: VALUE, ...})."""
     name, sep, rest = text.partition(":")
@@ -176,12 +183,13 @@ def train_and_score(name: str, protocol: dict, variant: tuple[str, dict], seed: 
             train(resume_config(run, max_steps=stop), resume=True)
         scores = evaluate(run, test_a, test_b, str(protocol["palette"]) if protocol["palette"] else None,
                           args.inception_weights, eval_runtime)["scores"]
-        record = {"protocol": name, "variant": variant, "seed": seed, "step": stop, "seconds": loop_seconds(run),
-                  "scores": {k: v for k, v in scores.items() if k in protocol["scores"]}}
+        trained = steps_trained(run)
+        record = {"protocol": name, "variant": variant, "seed": seed, "step": stop, "steps_trained": trained,
+                  "seconds": loop_seconds(run), "scores": {k: v for k, v in scores.items() if k in protocol["scores"]}}
         records.append(record)
-        print(f"  {variant} seed {seed} step {stop}: {record['seconds'] / 60:.1f} min; "
+        print(f"  {variant} seed {seed} step {trained}: {record['seconds'] / 60:.1f} min; "
               + ", ".join(f"{k} {v:.4f}" for k, v in record["scores"].items()), flush=True)
-        if stop >= args.steps:
+        if stop >= args.steps or trained < stop:  # the end of --steps, or of the run's own schedule
             break
     return records
 
@@ -222,21 +230,25 @@ def write_grid(run: Path, protocol: dict, test: tuple[str, str | None], path: Pa
 
 
 def summary(records: list[dict]) -> str:
-    """Per protocol, variant and step: mean +- sd of each score over the seeds, and of the training
-    minutes; then, at the last step, each variant against the first with Welch's test."""
+    """Per protocol, variant and step (a segment's end: runs that plan their own length, such as
+    ``minutes=M``, may stop short of it, and ``trained`` gives their mean steps): mean +- sd of each
+    score over the seeds, and of the training minutes; then, at the last step, each variant against
+    the first with Welch's test."""
     lines = []
     for name in dict.fromkeys(r["protocol"] for r in records):
         mine = [r for r in records if r["protocol"] == name]
         variants = list(dict.fromkeys(r["variant"] for r in mine))
         keys = list(dict.fromkeys(k for r in mine for k in r["scores"]))
         width = max(10, *(len(v) + 2 for v in variants))
-        head = f"{'variant':<{width}}{'step':>6}{'seeds':>6}{'minutes':>16}" + "".join(f"{k:>22}" for k in keys)
+        head = (f"{'variant':<{width}}{'step':>6}{'trained':>9}{'seeds':>6}{'minutes':>16}"
+                + "".join(f"{k:>22}" for k in keys))
         lines += [f"\n{name}", head, "-" * len(head)]
         for variant in variants:
             for step in sorted({r["step"] for r in mine if r["variant"] == variant}):
                 group = [r for r in mine if r["variant"] == variant and r["step"] == step]
                 m, s = mean_sd([r["seconds"] / 60 for r in group])
-                line = f"{variant:<{width}}{step:>6}{len(group):>6}{m:>9.2f} +- {s:<4.2f}"
+                trained = statistics.mean(r.get("steps_trained", step) for r in group)
+                line = f"{variant:<{width}}{step:>6}{trained:>9.0f}{len(group):>6}{m:>9.2f} +- {s:<4.2f}"
                 for k in keys:
                     values = [r["scores"][k] for r in group if k in r["scores"]]
                     line += f"{mean_sd(values)[0]:>12.4f} +- {mean_sd(values)[1]:<6.4f}" if values else f"{'-':>22}"
