@@ -289,8 +289,8 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
             run.write_config(cfg, mode.translators, mode.specs)
     batch = f"{cfg.batch_size} per step" + (
         f" in each of {world.size} processes, {cfg.batch_size * world.size} in all" if world.enabled else "")
-    length = (f"for about {cfg.minutes:g} minutes (the steps that fit are measured over the first "
-              f"{StepBudget.WARMUP + StepBudget.MEASURED})" if planning
+    length = (f"for about {cfg.minutes:g} minute{'' if cfg.minutes == 1 else 's'} (the steps that fit are measured "
+              "while the learning rate is constant)" if planning
               else f"{schedule.total_steps} steps" if cfg.steps is not None else f"{schedule.total_epochs} epochs")
     log.info("training %s on %s: %d examples, batch %s, %d steps per epoch, %s; %s",
              cfg.mode, cfg.a if cfg.b is None else f"{cfg.a} and {cfg.b}", len(dataset), batch, steps_per_epoch,
@@ -377,7 +377,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     mode.train(True)
     loader_generator = torch.Generator()  # keeps the DataLoader off the global RNG that dropout uses
     started = time.perf_counter()
-    budget = StepBudget(cfg.minutes, step) if planning else None
+    budget = StepBudget(cfg.minutes, step, schedule) if planning else None
     factor = None
     stop = StopOnInterrupt()
     try:
@@ -398,21 +398,24 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 step += 1
                 epoch_step += 1
                 if budget is not None and world.any(budget.ready(step)):
-                    cfg.steps = world.gather(budget.plan(step))[0]  # rank 0's measurement, on every rank
+                    cfg.steps = world.gather(budget.total)[0]  # rank 0's measurement, on every rank
                     schedule = dataclasses.replace(schedule, steps=cfg.steps)
                     total_steps = min(cfg.steps, cfg.max_steps or cfg.steps)
                     if world.main:
                         run.write_config(cfg, mode.translators, mode.specs)
-                    # the measured steps trained at the starting rate; when the plan has them in its
-                    # constant phase, --steps repeats the run
+                    # the steps so far trained at the starting rate; when the plan has them all in its
+                    # constant phase (it does unless the time ran out first), --steps repeats the run
                     repeat = (f"; --steps {cfg.steps} --seed {cfg.seed} repeats this run"
                               if step <= cfg.steps - schedule.decay_steps else "")
-                    log.info("--minutes %g: %d steps fit, %.1f epochs (%.3g steps/s measured); the learning rate "
-                             "decays over the last %d%s", cfg.minutes, cfg.steps, cfg.steps / steps_per_epoch,
-                             budget.rate, schedule.decay_steps, repeat)
+                    rate = f" at {budget.rate:.3g} steps/s" if budget.rate else ""
+                    log.info("--minutes %g: %d steps fit%s, %.1f epochs; the learning rate decays over the last "
+                             "%d%s", cfg.minutes, cfg.steps, rate, cfg.steps / steps_per_epoch, schedule.decay_steps,
+                             repeat)
                     budget = None
                     if observer:
                         observer.plan(total_steps)
+                elif budget is not None and budget.total and observer and not cfg.max_steps:
+                    observer.plan(budget.total)  # the estimate so far
                 values = {k: float(v) for k, v in losses.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
@@ -449,6 +452,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
             break
     finally:
         stop.restore()
+    loop_minutes = (time.perf_counter() - started) / 60
     evaluate()
     if not stop.requested and not (cfg.val_every and step % cfg.val_every == 0):  # unless just validated
         validate()
@@ -457,7 +461,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")
     if cfg.minutes is not None:
-        log.info("at step %d after %.1f minutes of training%s (--minutes %g)", step,
-                 (time.perf_counter() - started) / 60, " in this session" if resume else "", cfg.minutes)
+        log.info("at step %d after %.2f minutes of training%s (--minutes %g)", step, loop_minutes,
+                 " in this session" if resume else "", cfg.minutes)
     log.info("finished at step %d; run folder %s", step, run.path)
     return run.path

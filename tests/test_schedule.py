@@ -1,7 +1,7 @@
 """i2i.schedule: the learning rate's schedule in epochs and in steps, and --minutes' step budget."""
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from i2i.schedule import Schedule, StepBudget, lr_factor
@@ -77,11 +77,15 @@ class FakeClock:
         return self.now
 
 
-@given(st.floats(0.01, 600), st.floats(0.001, 5.0), st.floats(1.0, 20.0), st.integers(0, 1000))
-def test_budget_plans_the_steps_that_fit(minutes, seconds_per_step, warmup_slowdown, first_step):
-    # steps of constant time after slower warm-up steps: the plan fills the budget to within a step
+@given(st.floats(0.01, 600), st.floats(0.001, 5.0), st.floats(1.0, 20.0), st.integers(0, 1000), phases)
+def test_budget_fixes_the_steps_that_fit_as_the_decay_must_begin(minutes, seconds_per_step, warmup_slowdown,
+                                                                 first_step, phase):
+    # steps of constant time after slower warm-up steps: the plan is fixed at the step where its decay
+    # begins (every step before it at the starting rate), and it fills the budget to within a step
+    assume(minutes * 60 / seconds_per_step < 20_000)  # a quick test
     clock = FakeClock()
-    budget = StepBudget(minutes, first_step, clock=clock)
+    shape = Schedule(*phase, steps_per_epoch=7)
+    budget = StepBudget(minutes, first_step, shape, clock=clock)
     step = first_step
     while True:
         slow = step - first_step < StepBudget.WARMUP
@@ -89,18 +93,18 @@ def test_budget_plans_the_steps_that_fit(minutes, seconds_per_step, warmup_slowd
         step += 1
         if budget.ready(step):
             break
-        assert step - first_step < StepBudget.WARMUP + StepBudget.MEASURED  # never measures past the window
-    total = budget.plan(step)
-    assert total >= step
+        assert budget.elapsed() < minutes * 60
+    total = budget.total
     left = minutes * 60 - budget.elapsed()
-    if left > 0:
-        rate = budget.rate
-        # measured at the steady rate when the warm-up is done within a tenth of the budget
-        if step - first_step > StepBudget.WARMUP:
-            assert rate == pytest.approx(1 / seconds_per_step)
-        assert (total - step) <= left * rate < (total - step) + 1
-    else:
+    if left <= 0:  # the time ran out first
         assert total == step
-    # planned early only when a tenth of the budget had gone
-    if step - first_step < StepBudget.WARMUP + StepBudget.MEASURED:
-        assert budget.elapsed() >= minutes * 6
+        return
+    assert step - first_step > StepBudget.WARMUP  # not planned on the warm-up's rate
+    assert budget.rate == pytest.approx(1 / seconds_per_step)
+    assert (total - step) <= left * budget.rate < (total - step) + 1
+    planned = Schedule(*phase, steps_per_epoch=7, steps=total)
+    decay_starts, measured = total - planned.decay_steps, first_step + StepBudget.WARMUP + 1
+    # fixed as the decay begins, or once measured when the constant phase is shorter than the warm-up
+    assert decay_starts <= step <= max(decay_starts, measured) + 2
+    if decay_starts >= step:  # the steps taken, at the rate the plan gives them
+        assert all(planned.factor(s, 0) == 1.0 for s in range(step))
