@@ -108,6 +108,14 @@ GENERATE_PRECISION_HELP = ("auto, fp32 or bf16 (see i2i translate). [default: fp
 COMPILE_HELP = "torch.compile the networks (slow to start; pays off on long GPU runs)."
 
 
+def scope_max_pixels(ctx: typer.Context, max_pixels: int | None) -> None:
+    """--max-pixels for the rest of the running command (and its subcommands), put back when it ends:
+    the command's process often ends with it, but tests and notebooks run commands in one process."""
+    from .data.images import max_pixels_scope
+
+    ctx.with_resource(max_pixels_scope(max_pixels))
+
+
 class TrainProgress:
     """Rich progress bar for the training loop (an :class:`i2i.train.Observer`)."""
 
@@ -246,6 +254,7 @@ def train(**options):
 @app.command()
 @cli_errors
 def translate(
+    ctx: typer.Context,
     inputs: List[str] = typer.Argument(..., help="Image files, folders (recursive) or glob patterns."),
     model: Optional[str] = typer.Option(None, help="Run folder, .safetensors file or reference .pth generator [default: newest run]."),
     out: Optional[Path] = typer.Option(None, help="Output folder [default: a new folder INPUT_RUN beside the input, the input folder's name and the run's, such as photos_horse2zebra]."),
@@ -282,9 +291,7 @@ def translate(
         raise UsageError(f"--direction must be AtoB or BtoA, not {direction!r}")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    from .data.images import set_max_pixels
-
-    set_max_pixels(max_pixels)
+    scope_max_pixels(ctx, max_pixels)
     world = World.from_env()
     shard_of = parse_shard(shard) if shard is not None else (world.rank, world.size) if world.enabled else None
     runtime = resolve(device, precision, threads, compile)
@@ -319,6 +326,7 @@ def translate(
 @app.command("eval")
 @cli_errors
 def eval_command(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder of a translation recipe: paired (pix2pix) or unpaired (cycle, dual, cut, fastcut)."),
     a: str = typer.Option(..., "--a", help="Paired runs: test pairs (A|B images, or a folder of A/ and B/). Unpaired runs: domain A test images."),
     b: Optional[str] = typer.Option(None, "--b", help="Unpaired runs: domain B test images. Paired runs: the B folder when A and B are separate."),
@@ -334,11 +342,10 @@ def eval_command(
     """Score a run on test images: a table, and eval.json in the run folder."""
     from rich.table import Table
 
-    from .data.images import set_max_pixels
     from .evaluate import evaluate
     from .runtime import resolve
 
-    set_max_pixels(max_pixels)
+    scope_max_pixels(ctx, max_pixels)
 
     runtime = resolve(device, precision, threads)
     with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -531,11 +538,9 @@ def _report(report, what: str):
 
 
 @prepare_app.callback()
-def prepare_options(max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP)):
+def prepare_options(ctx: typer.Context, max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP)):
     """Lay out datasets: combine A/ and B/ into A|B images, split them, make train/test splits."""
-    from .data.images import set_max_pixels
-
-    set_max_pixels(max_pixels)
+    scope_max_pixels(ctx, max_pixels)
 
 
 @prepare_app.command("combine")

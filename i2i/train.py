@@ -24,7 +24,7 @@ import torch
 
 from . import modes
 from .config import TrainConfig, check_read, flag
-from .data.images import set_max_pixels
+from .data.images import max_pixels_scope
 from .distributed import World, state_digest, use_sync_batchnorm
 from .errors import I2IError, UsageError, first_line
 from .io import remove_stale_temps
@@ -160,7 +160,8 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
     runtime = resolve(cfg.device, cfg.precision, cfg.threads, cfg.compile, training=True)
     world.start(runtime.device)
     try:
-        run_dir = _train(cfg, resume, observer if world.main else None, world, runtime)
+        with max_pixels_scope(cfg.max_pixels):  # the run's --max-pixels, for this run only
+            run_dir = _train(cfg, resume, observer if world.main else None, world, runtime)
         # rank 0 still saves and writes the report when the others finish: a rank that tore its
         # process group down meanwhile sometimes died in gloo's teardown (SIGABRT, "terminate called
         # without an active exception"; 2 in about 40 two-process test runs), so all leave together
@@ -219,7 +220,6 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     mode_cls = modes.mode_class(cfg.mode)
-    set_max_pixels(cfg.max_pixels)
     dataset = mode_cls.make_dataset(cfg)
     held_out = hold_out(dataset, cfg.val_fraction, cfg.seed) if cfg.val_fraction else None
     if math.ceil(len(dataset) / world.size) < cfg.batch_size:

@@ -24,7 +24,7 @@ from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
 from conftest import random_image
-from i2i.data.images import DEFAULT_MAX_PIXELS, check_image, open_image, set_max_pixels
+from i2i.data.images import DEFAULT_MAX_PIXELS, check_image, max_pixels_scope, open_image
 from i2i.errors import ImageError, UsageError
 
 PILLOW_LIMIT = Image.MAX_IMAGE_PIXELS
@@ -170,11 +170,8 @@ def test_max_pixels_above_twice_pillows_limit_lets_a_trusted_file_through(tmp_pa
             warnings.simplefilter("error")  # not even Pillow's DecompressionBombWarning
             assert open_image(tmp_path / name, max_pixels=10000).size == (100, 100)
             assert check_image(tmp_path / name, max_pixels=10000) == (100, 100)
-            try:
-                set_max_pixels(10000)
+            with max_pixels_scope(10000):
                 assert open_image(tmp_path / name).size == (100, 100)
-            finally:
-                set_max_pixels(1000)
         assert Image.MAX_IMAGE_PIXELS == 1000
 
 
@@ -186,16 +183,13 @@ def test_cli_max_pixels_lets_prepare_read_a_trusted_file(tmp_path, monkeypatch):
         (tmp_path / side).mkdir()
         random_image(100, 100).save(tmp_path / side / "x.png")
     runner = CliRunner()
-    try:
-        refused = runner.invoke(app, ["prepare", "--max-pixels", "1000", "combine", "--a", str(tmp_path / "A"),
-                                      "--b", str(tmp_path / "B"), "--out", str(tmp_path / "o1")])
-        assert "over the limit of 1,000" in refused.output and "--max-pixels 10000" in refused.output
-        advice = runner.invoke(app, ["prepare", "--max-pixels", "10000", "combine", "--a", str(tmp_path / "A"),
-                                     "--b", str(tmp_path / "B"), "--out", str(tmp_path / "o2")])
-        assert advice.exit_code == 0, advice.output
-        assert open_image(tmp_path / "o2" / "x.png", max_pixels=20000).size == (200, 100)
-    finally:
-        set_max_pixels(None)
+    refused = runner.invoke(app, ["prepare", "--max-pixels", "1000", "combine", "--a", str(tmp_path / "A"),
+                                  "--b", str(tmp_path / "B"), "--out", str(tmp_path / "o1")])
+    assert "over the limit of 1,000" in refused.output and "--max-pixels 10000" in refused.output
+    advice = runner.invoke(app, ["prepare", "--max-pixels", "10000", "combine", "--a", str(tmp_path / "A"),
+                                 "--b", str(tmp_path / "B"), "--out", str(tmp_path / "o2")])
+    assert advice.exit_code == 0, advice.output
+    assert open_image(tmp_path / "o2" / "x.png", max_pixels=20000).size == (200, 100)
     assert Image.MAX_IMAGE_PIXELS == 1000
 
 
@@ -274,7 +268,6 @@ def test_size_options_over_the_limit_are_refused_before_anything_is_read(command
     from i2i.cli import app
     from i2i.train import train
 
-    monkeypatch.setattr("i2i.data.images.MAX_PIXELS", DEFAULT_MAX_PIXELS)  # put back after the CLI's --max-pixels
     run = train(tiny_config(aligned_dir, tmp_path, max_steps=1))
     runner = CliRunner()
 
@@ -292,3 +285,59 @@ def test_size_options_over_the_limit_are_refused_before_anything_is_read(command
     assert result.exit_code == 2 and "pass --max-pixels 4096" in result.output
     result = invoke("--size", "64", "--max-pixels", "4096")  # the advice, run
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def limit_run(tmp_path_factory):
+    from conftest import ab_folder, tiny_config
+    from i2i.train import train
+
+    root = tmp_path_factory.mktemp("limit")
+    data = ab_folder(root / "ab")
+    return root, data, train(tiny_config(data, root, max_steps=1, precision="fp32", threads=1))
+
+
+@settings(max_examples=12, deadline=None)
+@given(limit=st.one_of(st.none(), st.integers(1, 10**13)),
+       entry=st.sampled_from(["translate", "eval", "prepare", "train", "train()"]))
+def test_a_max_pixels_ends_with_its_command_or_run(limit_run, limit, entry):
+    """Whatever --max-pixels a command or a training run is given, and whether it succeeds or is
+    refused, i2i's limit afterwards is what it was: a limit raised for one trusted job never carries
+    over to files the same process (a test run, a notebook, a server) reads later."""
+    import i2i.data.images as images
+    from conftest import tiny_config
+    from i2i.cli import app
+    from i2i.train import train
+
+    root, data, run = limit_run
+    before = images.MAX_PIXELS
+    flag = [] if limit is None else ["--max-pixels", str(limit)]
+    out = root / f"out{time.perf_counter_ns()}"
+    if entry == "translate":
+        CliRunner().invoke(app, ["translate", str(data), "--model", str(run), "--out", str(out), "--threads", "1", *flag])
+    elif entry == "eval":
+        CliRunner().invoke(app, ["eval", str(run), "--a", str(data), "--threads", "1", *flag])
+    elif entry == "prepare":
+        CliRunner().invoke(app, ["prepare", *flag, "split-ab", str(data), "--out", str(out)])
+    elif entry == "train":
+        CliRunner().invoke(app, ["train", "--a", str(data), "--name", out.name, "--checkpoints-dir", str(root / "ck"),
+                                 "--net-g", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size",
+                                 "32", "--workers", "0", "--max-steps", "1", "--threads", "1", "--no-report", *flag])
+    else:
+        try:
+            train(tiny_config(data, root, name=out.name, max_steps=1, max_pixels=limit, threads=1, precision="fp32"))
+        except UsageError:
+            pass  # a limit below the crop size is refused; the limit must still be put back
+    assert images.MAX_PIXELS == before == DEFAULT_MAX_PIXELS
+
+
+def test_max_pixels_scope_applies_inside_and_nests():
+    import i2i.data.images as images
+
+    with max_pixels_scope(100):
+        assert images.pixel_limit() == 100
+        with max_pixels_scope(None):
+            assert images.pixel_limit() == DEFAULT_MAX_PIXELS
+        assert images.pixel_limit() == 100
+        assert images.pixel_limit(5) == 5  # an explicit limit wins
+    assert images.pixel_limit() == DEFAULT_MAX_PIXELS

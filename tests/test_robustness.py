@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import random_image
-from i2i.data.images import check_image, open_image, set_max_pixels
+from i2i.data.images import check_image, max_pixels_scope, open_image
 from i2i.errors import ImageError
 
 W, H = 40, 24
@@ -103,14 +103,14 @@ def test_pixel_limit_guards_against_decompression_bombs(tmp_path):
     path = tmp_path / "bomb.png"
     Image.new("L", (4000, 4000)).save(path)  # 16 megapixels of zeros in a few kB
     assert path.stat().st_size < 100_000
-    try:
-        set_max_pixels(1_000_000)
+    with max_pixels_scope(1_000_000):
         with pytest.raises(ImageError, match="--max-pixels 16000000"):
             open_image(path)
-        set_max_pixels(20_000_000)
+    with max_pixels_scope(20_000_000):
         assert open_image(path).size == (4000, 4000)
-    finally:
-        set_max_pixels(None)
+    with pytest.raises(ImageError, match="--max-pixels 16000000"):
+        with max_pixels_scope(1_000_000):
+            open_image(path)
 
 
 def test_translate_processes_the_good_files_and_reports_the_bad(corpus, tmp_path):

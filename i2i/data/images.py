@@ -29,9 +29,10 @@ files are opened through Pillow's format plugins, and i2i's limit is checked ins
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import os
 import logging
+import os
 import stat
 import struct
 import threading
@@ -49,17 +50,24 @@ T = TypeVar("T")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 DEFAULT_MAX_PIXELS = 89478485  # Pillow's default MAX_IMAGE_PIXELS: about 1/4 GB as RGB bytes
-MAX_PIXELS = DEFAULT_MAX_PIXELS  # i2i's own limit (set by the CLI's --max-pixels); Pillow's is left alone
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # i2i's own limit (--max-pixels, within max_pixels_scope); Pillow's is left alone
 
 
-def set_max_pixels(n: int | None) -> None:
-    """Raise (or lower) i2i's pixel limit for images read from now on (``None``: the default).
-
-    The CLI calls this once per command; library callers can pass ``max_pixels=`` to
-    :func:`open_image` and :func:`check_image` instead. Pillow's own limit is not touched.
+@contextlib.contextmanager
+def max_pixels_scope(n: int | None):
+    """i2i's pixel limit set to ``n`` (``None``: the default) for the images read inside the ``with``
+    block, then put back: a command's or a training run's ``--max-pixels`` never outlives it (a raised
+    limit must not carry over to untrusted files read later by the same process). DataLoader workers
+    started inside the block (forked) keep it. Library callers can also pass ``max_pixels=`` to
+    :func:`open_image` and :func:`check_image`. Pillow's own limit is never touched.
     """
     global MAX_PIXELS
+    before = MAX_PIXELS
     MAX_PIXELS = n or DEFAULT_MAX_PIXELS
+    try:
+        yield
+    finally:
+        MAX_PIXELS = before
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
