@@ -3,7 +3,8 @@
 Read top to bottom: build the mode and data, restore state if resuming, then loop. The learning rate
 is a pure function of the step and epoch (i2i/schedule.py: constant, then linear decay to zero, over
 ``--epochs`` + ``--epochs-decay`` epochs or ``--steps`` steps), so a resumed run needs no scheduler
-state to get it right. With ``--minutes`` the loop measures its first steps, then fixes ``--steps``.
+state to get it right. With ``--minutes`` the loop measures its steps while the rate is constant,
+then fixes ``--steps`` as the decay must begin.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from .io import remove_stale_temps
 from .runs import Run
 from .runtime import resolve
 from .schedule import UNPLANNED, Schedule, StepBudget
-from .schedule import lr_factor as lr_factor  # noqa: F401  (where it was)
 from .validation import Validator, hold_out
 
 log = logging.getLogger(__name__)
