@@ -28,14 +28,12 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
     keys = sorted({k for r in rows for k, v in r.items() if k not in SKIP_KEYS and isinstance(v, (int, float))})
     if not rows or not keys:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend chosen, none of the process's figures touched
 
     cols = min(3, len(keys))
     nrows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.6 * nrows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 2.6 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for ax, key in zip(axes.flat, keys):
         points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 30 else None, lw=1)
@@ -47,10 +45,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> bool:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    finally:
-        plt.close(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     return True
 
 

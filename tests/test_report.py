@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -34,6 +36,19 @@ def test_training_writes_a_report_with_plots_gallery_and_eval_table(pix2pix_run)
     page = (pix2pix_run / "report.html").read_text()
     assert "<h2>Evaluation</h2>" in page and "PSNR" in page and "Best checkpoint: step" in page
     assert str(pix2pix_run.parent) not in page.split("<h2>Config</h2>")[0]  # no absolute paths in links
+
+
+def test_writing_a_report_leaves_the_processs_matplotlib_alone(pix2pix_run):
+    """A notebook's own backend and figures are its business: the report draws on its own Figure
+    objects, without pyplot, so the backend a user chose stays chosen."""
+    code = ("import sys, matplotlib; matplotlib.use('svg'); from i2i.report import write_report; "
+            f"write_report({str(pix2pix_run)!r}); "
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
+            "assert 'matplotlib.pyplot' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert (pix2pix_run / "report_files" / "losses.png").stat().st_size > 1000
 
 
 def test_report_without_validation_shows_the_latest_samples(unpaired_dirs, tmp_path):
