@@ -335,18 +335,18 @@ def eval_command(
     device: str = typer.Option("auto", help=DEVICE_HELP, show_default=False),
     precision: str = typer.Option("fp32", help="auto, fp32 or bf16 (see i2i translate). [default: fp32, so scores do not depend on the machine]", show_default=False),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
-    size: Optional[int] = typer.Option(None, help="Resize test images to SIZE x SIZE before scoring; 0: their own size. [default: the run's --crop-size when it trained with --preprocess resize_and_crop, as the reference's test.py does; else their own size]", show_default=False),
+    size: Optional[int] = typer.Option(None, help="Resize test images to SIZE x SIZE (11 or more) before scoring; 0: their own size. [default: the run's --crop-size when it trained with --preprocess resize_and_crop, as the reference's test.py does; else their own size]", show_default=False),
     no_eval: bool = typer.Option(False, "--no-eval", help="Keep dropout and batch statistics on, like the reference's test.py without --eval."),
     max_pixels: Optional[int] = typer.Option(None, help=MAX_PIXELS_HELP),
 ):
     """Score a run on test images: a table, and eval.json in the run folder."""
     from rich.table import Table
 
-    from .evaluate import evaluate
+    from .evaluate import check_scoring_size, evaluate
     from .runtime import resolve
 
     scope_max_pixels(ctx, max_pixels)
-
+    check_scoring_size(size)  # before the progress bar shows
     runtime = resolve(device, precision, threads)
     with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err) as bar:

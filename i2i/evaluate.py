@@ -37,6 +37,24 @@ log = logging.getLogger(__name__)
 EVAL_FILE = "eval.json"
 
 
+# the smallest side ``--size`` may give: SSIM's 11x11 Gaussian window (Wang et al. 2004). Below it the
+# scores stop meaning anything: at 1x1 a model after one training step scored SSIM 0.9997, PSNR 38.6
+MIN_SCORING_SIDE = 11
+
+
+def check_scoring_size(size: int | None) -> None:
+    """Refuse a ``--size`` (None: not given; 0: the images' own size) that cannot be scored: below
+    :data:`MIN_SCORING_SIDE`, or over the pixel limit; raises :class:`~i2i.errors.UsageError`."""
+    if size is None or size == 0:
+        return
+    if size < MIN_SCORING_SIDE:
+        raise UsageError(f"--size {size} cannot be scored: give a side of {MIN_SCORING_SIDE} pixels or more (SSIM's "
+                         "window), or 0 for the images' own size")
+    from .data.images import check_side
+
+    check_side("--size", size)
+
+
 def scoring_size(preprocess: str | None, crop_size: int | None) -> int | None:
     """The side that test images are resized to (square) before a run's generators translate them for
     scoring: the run's ``crop_size`` when it trained on ``resize_and_crop`` crops (the reference's
@@ -185,21 +203,14 @@ def evaluate(run_dir: str | Path, a: str, b: str | None = None, palette_file: st
     if task == "folder":
         raise UsageError(f"{run.path} is a {mode} run; i2i eval scores translation runs "
                          f"({', '.join(modes.translation_names())})")
+    check_scoring_size(size)
+    size = scoring_size(doc.get("preprocess"), doc.get("crop_size")) if size is None else size or None
     inception = None
     if inception_weights:
         from .inception import load_inception
 
         inception = load_inception(inception_weights)
     palette = metrics.read_palette(palette_file) if palette_file else None
-    if size is None:
-        size = scoring_size(doc.get("preprocess"), doc.get("crop_size"))
-    elif size < 0:
-        raise UsageError(f"--size {size}: give a positive side in pixels, or 0 for the images' own size")
-    size = size or None
-    if size:
-        from .data.images import check_side
-
-        check_side("--size", size)
     started = time.perf_counter()
     if task == "unpaired":
         if b is None:
