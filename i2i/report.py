@@ -75,6 +75,9 @@ def _gallery(run: Run, doc: dict, path: Path, n: int, runtime) -> str | None:
     task = modes.mode_class(doc["mode"]).task
     if task == "folder":
         return None
+    weights = [run.path / g["file"] for g in (doc.get("generators") or {}).values() if isinstance(g, dict) and "file" in g]
+    if not weights or not all(path.is_file() for path in weights):
+        return None  # no weights yet: the run's first checkpoint writes them
     cfg = TrainConfig.from_dict(doc)
     data = validation_data(cfg, redo_hold_out(cfg))
     rows = []
