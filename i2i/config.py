@@ -283,9 +283,11 @@ class TrainConfig:
             hint = hints[f.name]
             ok, value = fits(d[f.name], hint)
             if not ok:
+                kinds = typing.get_args(hint) if typing.get_origin(hint) is not list and typing.get_args(hint) else (hint,)
+                if source is None:  # an option: "not given" is no value a user types
+                    kinds = [a for a in kinds if a is not type(None)]
                 want = " or ".join(names.get(getattr(a, "__name__", ""), str(a)) if a is not type(None) else "null"
-                                   for a in (typing.get_args(hint) if typing.get_origin(hint) is not list and
-                                             typing.get_args(hint) else (hint,)))
+                                   for a in kinds)
                 want = want.replace("list[str]", "a list of strings")
                 fail(f.name, f"is {describe(d[f.name])}, not {want}")
             values[f.name] = value
