@@ -89,22 +89,25 @@ class Schedule:
 
 class StepBudget:
     """Counts how many steps of ``schedule``'s shape fit in ``minutes`` of training (``--minutes``),
-    from ``first_step`` on.
+    from ``first_step`` on, ``spent`` seconds of them already used (by the sessions a resumed run
+    had before).
 
     The time runs from construction (the loop's start). The rate is measured from the end of the
     first ``WARMUP`` steps (which build kernels and start the data workers) to the latest step, in
     wall time, so whatever else the loop does (loading data, evaluating at epoch ends, writing
     samples and checkpoints) counts as part of a step. While the learning rate is constant the
     estimate only gets better, so the plan is fixed as late as it can be: at the step where, by the
-    estimate, the decay must begin (:meth:`ready`). Every step before it trained at the starting
-    rate, as the plan has it, whatever total it comes to. Measured on facades (pix2pix, 2-core CPU),
-    a plan fixed after the first 50 steps ran 6% over its minute; this one ran XX.
+    estimate, the decay must begin (:meth:`ready`). The steps taken by then trained at the starting
+    rate, so the plan keeps them all in its constant phase (:meth:`fitting`; when a slow epoch end
+    made the estimate drop, a step or two more than the estimate). Measured on facades (pix2pix,
+    2-core CPU), a plan fixed after the first 50 steps ran 6% over its minute; this one ran XX.
     """
 
     WARMUP = 10
 
-    def __init__(self, minutes: float, first_step: int, schedule: Schedule, clock=time.perf_counter):
-        self.seconds = minutes * 60.0
+    def __init__(self, minutes: float, first_step: int, schedule: Schedule, spent: float = 0.0,
+                 clock=time.perf_counter):
+        self.seconds = minutes * 60.0 - spent
         self.first_step = first_step
         self.schedule = schedule
         self.clock = clock
@@ -112,25 +115,40 @@ class StepBudget:
         self.warm = None  # (step, time) once WARMUP steps are done
         self.rate = None  # steps per second, as last measured
         self.total = None  # the steps that fit, as last estimated
+        self.ran_out = False  # the time ran out before the decay could begin
 
     def elapsed(self) -> float:
         return self.clock() - self.started
 
     def ready(self, step: int) -> bool:
         """Call after each step (``step`` steps done in all); True when the plan is fixed:
-        :attr:`total` is then the run's steps (at least ``step``). Until then :attr:`total` is the
+        :attr:`total` is then the run's steps (at least ``step``; exactly ``step``, with
+        :attr:`ran_out`, when the time ran out first). Until then :attr:`total` is the
         latest estimate (None before the warm-up steps are done)."""
         now = self.clock()
         done = step - self.first_step
         left = self.seconds - (now - self.started)
         if done == self.WARMUP:
             self.warm = (step, now)
-        if left <= 0:  # the time is spent (during the warm-up, with a budget that short)
-            self.total = step
+        if left <= 0:  # a budget shorter than the warm-up, or a step that took all that was left
+            self.total, self.ran_out = step, True
             return True
         if self.warm is None or step == self.warm[0] or now <= self.warm[1]:
             return False
         self.rate = (step - self.warm[0]) / (now - self.warm[1])
         self.total = step + math.floor(left * self.rate)
-        decay = dataclasses.replace(self.schedule, steps=self.total).decay_steps
-        return step >= self.total - decay
+        if step < self.total - dataclasses.replace(self.schedule, steps=self.total).decay_steps:
+            return False
+        self.total = max(self.total, self.fitting(step))
+        return True
+
+    def fitting(self, step: int) -> int:
+        """The fewest steps of the schedule's shape whose constant phase holds ``step`` steps;
+        ``step`` itself when the shape has no constant phase (``--epochs 0``)."""
+        epochs, decay = self.schedule.epochs, self.schedule.epochs_decay
+        if epochs == 0:
+            return step
+        total = max(step, (step - 1) * (epochs + decay) // epochs)  # at or below the answer (rounding)
+        while total - dataclasses.replace(self.schedule, steps=total).decay_steps < step:
+            total += 1
+        return total

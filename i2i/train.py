@@ -101,6 +101,32 @@ class StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.2f} minutes" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def plan_note(cfg: TrainConfig, schedule: Schedule, budget: StepBudget, step: int, steps_per_epoch: int) -> str:
+    """The log line for the plan that --minutes has just fixed at ``step``, and whether --steps
+    repeats the run (it does when every step taken so far lies in the plan's constant phase)."""
+    head = f"--minutes {cfg.minutes:g}: "
+    if budget.ran_out:
+        return (head + f"the time ran out after {plural(step, 'step')}, before the learning rate could decay; every "
+                "one trained at the starting rate")
+    decay = schedule.decay_steps
+    shape = (f"the learning rate decays over the last {plural(decay, 'step')}" if decay
+             else "the learning rate stays constant")
+    fit = f"{plural(cfg.steps, 'step')} fit at {budget.rate:.3g} steps/s, {cfg.steps / steps_per_epoch:.1f} epochs; {shape}"
+    if step <= cfg.steps - decay:
+        stop = f" --max-steps {cfg.max_steps}" if cfg.max_steps and cfg.max_steps < cfg.steps else ""
+        return head + f"{fit}; --steps {cfg.steps}{stop} --seed {cfg.seed} repeats this run"
+    return (head + f"{fit}; the {plural(step, 'step')} measured trained at the starting rate, as --epochs 0 has no "
+            "constant phase, so --steps does not repeat this run exactly")
+
+
 def resume_config(run_dir: str | Path, **options) -> TrainConfig:
     """The saved config of the run in ``run_dir``, with the given ``options`` (None = not given) applied.
 
@@ -132,9 +158,9 @@ def resume_config(run_dir: str | Path, **options) -> TrainConfig:
             continue
         if key not in RESUMABLE_OVERRIDES:
             had = getattr(saved, key)
-            had = flag(key, had) if isinstance(had, bool) else repr(had)
-            raise UsageError(f"--{key.replace('_', '-')} cannot change when resuming (the run has {had}); drop it "
-                             "or start a new run")
+            option = f"--{key.replace('_', '-')}"
+            had = f"no {option}" if had is None else flag(key, had)
+            raise UsageError(f"{option} cannot change when resuming (the run has {had}); drop it or start a new run")
         setattr(saved, key, value)
     check_read(saved, given)
     modes.validate(saved)
@@ -198,6 +224,7 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
 
 def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
     device = runtime.device
+    modes.validate(cfg)  # a config built by hand (the Python API) gets the CLI's checks
     if cfg.minutes is not None and cfg.steps is not None and not resume:
         raise UsageError(f"--minutes {cfg.minutes:g} measures how many steps fit and sets --steps; give one of them")
     run = Run(cfg.run_dir)
@@ -247,6 +274,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     total_steps = min(schedule.total_steps, cfg.max_steps or schedule.total_steps)
 
     step, epoch, epoch_step = 0, 0, 0
+    seconds_before = 0.0  # of training in the sessions before this one (a resumed run's)
     saved_step = None  # the step of the newest checkpoint on disk (None: none yet)
     if resume and state is None and world.main:
         run.truncate_log(-1)  # steps logged but never saved (the step-0 evaluation too) are done again
@@ -265,6 +293,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         best = state.get("best", best)
         saved_step = state["step"]
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
+        seconds_before = float(state.get("seconds", 0.0))
         set_rng_state(state["rng"])
         saved_world = state.get("world_size", 1)
         if saved_world != world.size:  # the same place in the epoch, counted in examples
@@ -273,12 +302,14 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         if world.main:
             run.truncate_log(step)
         log.info("resuming %s at step %d (epoch %d)", run.path, step, epoch + 1)
-        if step >= total_steps and world.main:
+        if step >= total_steps:  # nothing to do, and nothing is written (config.json keeps what was trained)
             limit = (f"--max-steps {cfg.max_steps}" if cfg.max_steps and cfg.max_steps <= schedule.total_steps
                      else f"--steps {cfg.steps}" if cfg.steps is not None
                      else f"its {schedule.total_epochs} epochs (--epochs {cfg.epochs}, --epochs-decay {cfg.epochs_decay})")
-            log.warning("%s is already at step %d, the end of %s: nothing to train; raise that to train further",
-                        run.path, step, limit)
+            if world.main:
+                log.warning("%s is already at step %d, %s %s: nothing to train; raise that to train further",
+                            run.path, step, "the end of" if step == total_steps else "past", limit)
+            return run.path
     if world.enabled:
         world.broadcast_state(mode.nets.values())  # the same starting weights everywhere
         torch.manual_seed(rank_seed(cfg.seed, world.rank, step))  # but each rank its own noise
@@ -310,6 +341,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                 "optimizers": {k: v.state_dict() for k, v in mode.optimizers.items()},
                 "extra": mode.extra_state(),
                 "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": rng_state(), "best": best,
+                "seconds": seconds_before + time.perf_counter() - started,  # of training, all sessions
                 "world_size": world.size,
             })
             run.save_generators(mode)
@@ -377,7 +409,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     mode.train(True)
     loader_generator = torch.Generator()  # keeps the DataLoader off the global RNG that dropout uses
     started = time.perf_counter()
-    budget = StepBudget(cfg.minutes, step, schedule) if planning else None
+    budget = StepBudget(cfg.minutes, step, schedule, spent=seconds_before) if planning else None
     factor = None
     stop = StopOnInterrupt()
     try:
@@ -403,14 +435,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
                     total_steps = min(cfg.steps, cfg.max_steps or cfg.steps)
                     if world.main:
                         run.write_config(cfg, mode.translators, mode.specs)
-                    # the steps so far trained at the starting rate; when the plan has them all in its
-                    # constant phase (it does unless the time ran out first), --steps repeats the run
-                    repeat = (f"; --steps {cfg.steps} --seed {cfg.seed} repeats this run"
-                              if step <= cfg.steps - schedule.decay_steps else "")
-                    rate = f" at {budget.rate:.3g} steps/s" if budget.rate else ""
-                    log.info("--minutes %g: %d steps fit%s, %.1f epochs; the learning rate decays over the last "
-                             "%d%s", cfg.minutes, cfg.steps, rate, cfg.steps / steps_per_epoch, schedule.decay_steps,
-                             repeat)
+                    log.info("%s", plan_note(cfg, schedule, budget, step, steps_per_epoch))
                     budget = None
                     if observer:
                         observer.plan(total_steps)
@@ -452,7 +477,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
             break
     finally:
         stop.restore()
-    loop_minutes = (time.perf_counter() - started) / 60
+    loop_seconds = time.perf_counter() - started
     evaluate()
     if not stop.requested and not (cfg.val_every and step % cfg.val_every == 0):  # unless just validated
         validate()
@@ -461,7 +486,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
     if stop.requested:
         raise Interrupted(f"interrupted at step {step}; saved {run.path}; add --resume to continue")
     if cfg.minutes is not None:
-        log.info("at step %d after %.2f minutes of training%s (--minutes %g)", step, loop_minutes,
-                 " in this session" if resume else "", cfg.minutes)
+        log.info("at step %d after %s of training (--minutes %g)", step, duration(seconds_before + loop_seconds),
+                 cfg.minutes)
     log.info("finished at step %d; run folder %s", step, run.path)
     return run.path

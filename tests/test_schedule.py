@@ -1,5 +1,7 @@
 """i2i.schedule: the learning rate's schedule in epochs and in steps, and --minutes' step budget."""
 
+import math
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -77,34 +79,52 @@ class FakeClock:
         return self.now
 
 
-@given(st.floats(0.01, 600), st.floats(0.001, 5.0), st.floats(1.0, 20.0), st.integers(0, 1000), phases)
+@given(st.floats(0.01, 600), st.floats(0.001, 5.0), st.floats(1.0, 20.0), st.integers(0, 1000), phases,
+       st.integers(2, 60), st.floats(0, 50), st.floats(0, 0.9))
 def test_budget_fixes_the_steps_that_fit_as_the_decay_must_begin(minutes, seconds_per_step, warmup_slowdown,
-                                                                 first_step, phase):
-    # steps of constant time after slower warm-up steps: the plan is fixed at the step where its decay
-    # begins (every step before it at the starting rate), and it fills the budget to within a step
+                                                                 first_step, phase, epoch_steps, epoch_end, spent):
+    # steps of constant time after slower warm-up steps, and a slow step at every epoch end (the
+    # estimate drops after each): the plan is fixed at the step where its decay begins, with every
+    # step taken in its constant phase, and it fills what is left of the budget to within a step
+    # or, when an epoch end made the estimate drop, what keeping those steps constant takes
     assume(minutes * 60 / seconds_per_step < 20_000)  # a quick test
     clock = FakeClock()
     shape = Schedule(*phase, steps_per_epoch=7)
-    budget = StepBudget(minutes, first_step, shape, clock=clock)
+    budget = StepBudget(minutes, first_step, shape, spent=spent * minutes * 60, clock=clock)
     step = first_step
     while True:
         slow = step - first_step < StepBudget.WARMUP
         clock.now += seconds_per_step * (warmup_slowdown if slow else 1)
         step += 1
+        if step % epoch_steps == 0:
+            clock.now += seconds_per_step * epoch_end
         if budget.ready(step):
             break
-        assert budget.elapsed() < minutes * 60
+        assert budget.elapsed() < minutes * 60 * (1 - spent)
     total = budget.total
-    left = minutes * 60 - budget.elapsed()
-    if left <= 0:  # the time ran out first
-        assert total == step
+    left = minutes * 60 * (1 - spent) - budget.elapsed()
+    if budget.ran_out:  # the time ran out first: no decay, and the plan is the steps taken
+        assert left <= 0 and total == step
         return
     assert step - first_step > StepBudget.WARMUP  # not planned on the warm-up's rate
-    assert budget.rate == pytest.approx(1 / seconds_per_step)
-    assert (total - step) <= left * budget.rate < (total - step) + 1
+    assert (total - step) >= math.floor(left * budget.rate)
     planned = Schedule(*phase, steps_per_epoch=7, steps=total)
-    decay_starts, measured = total - planned.decay_steps, first_step + StepBudget.WARMUP + 1
-    # fixed as the decay begins, or once measured when the constant phase is shorter than the warm-up
-    assert decay_starts <= step <= max(decay_starts, measured) + 2
-    if decay_starts >= step:  # the steps taken, at the rate the plan gives them
-        assert all(planned.factor(s, 0) == 1.0 for s in range(step))
+    decay_starts = total - planned.decay_steps
+    if phase[0] == 0:  # no constant phase: planned once measured
+        assert step == first_step + StepBudget.WARMUP + 1 and total == step + math.floor(left * budget.rate)
+        return
+    assert step <= decay_starts  # every step taken at the rate the plan gives it
+    assert all(planned.factor(s, 0) == 1.0 for s in range(step))
+    if total > step + math.floor(left * budget.rate):  # stretched to keep them: by as little as it takes
+        assert budget.fitting(step) == total
+        assert Schedule(*phase, steps_per_epoch=7, steps=total - 1).decay_steps > total - 1 - step
+
+
+@given(phases.filter(lambda p: p[0] > 0), st.integers(0, 5000))
+def test_fitting_is_the_fewest_steps_whose_constant_phase_holds_those_taken(phase, step):
+    budget = StepBudget(1, 0, Schedule(*phase, steps_per_epoch=3))
+    total = budget.fitting(step)
+    constant = total - Schedule(*phase, steps_per_epoch=3, steps=total).decay_steps
+    assert constant >= step
+    if total > step:
+        assert total - 1 - Schedule(*phase, steps_per_epoch=3, steps=total - 1).decay_steps < step

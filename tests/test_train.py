@@ -96,22 +96,10 @@ def test_minutes_measure_then_fix_the_steps(aligned_dir, tmp_path, monkeypatch, 
     decays the rate to its last step; --steps with the seed repeats it, as the help says; a resume
     keeps the plan; --minutes with --steps is refused. (A clock that ticks 10 ms each time it is
     read makes the plan the same on every machine.)"""
-    import i2i.train
     from i2i.schedule import Schedule
     from i2i.train import resume_config
 
-    class Ticking:
-        now = 0.0
-
-        def __call__(self):
-            self.now += 0.01
-            return self.now
-
-    class TickingBudget(StepBudget):
-        def __init__(self, minutes, first_step, schedule):
-            super().__init__(minutes, first_step, schedule, clock=Ticking())
-
-    monkeypatch.setattr(i2i.train, "StepBudget", TickingBudget)
+    ticking_budget(monkeypatch)
     cfg = tiny_config(aligned_dir, tmp_path, minutes=0.03, log_every=1, precision="fp32", threads=1)
     with caplog.at_level(logging.INFO, logger="i2i"):
         run_dir = train(cfg)
@@ -140,6 +128,105 @@ def test_minutes_measure_then_fix_the_steps(aligned_dir, tmp_path, monkeypatch, 
     with pytest.raises(UsageError, match="--minutes 1 measures how many steps fit and sets --steps; give one"):
         train(tiny_config(aligned_dir, tmp_path, name="both", minutes=1.0, steps=5))
     assert not (tmp_path / "ck" / "both").exists()
+
+
+class Ticking:
+    """A clock that ticks 10 ms each time it is read: --minutes plans the same on every machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 0.01
+        return self.now
+
+
+def ticking_budget(monkeypatch, seen=None):
+    import i2i.train
+
+    class TickingBudget(StepBudget):
+        def __init__(self, minutes, first_step, schedule, spent=0.0):
+            super().__init__(minutes, first_step, schedule, spent=spent, clock=Ticking())
+            if seen is not None:
+                seen.append(spent)
+
+    monkeypatch.setattr(i2i.train, "StepBudget", TickingBudget)
+
+
+def test_the_plans_repeat_command_with_max_steps_repeats_the_run(aligned_dir, tmp_path, monkeypatch, caplog):
+    """--minutes with --max-steps below the plan: the log's repeat command carries --max-steps, and
+    running it gives the same weights."""
+    import re
+
+    ticking_budget(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="i2i"):
+        run_dir = train(tiny_config(aligned_dir, tmp_path, minutes=0.03, max_steps=120, precision="fp32", threads=1))
+    command = re.search(r"--steps (\d+) --max-steps (\d+) --seed (\d+) repeats this run", caplog.text)
+    assert command, caplog.text
+    steps, max_steps, seed = map(int, command.groups())
+    assert max_steps == 120 < steps
+    repeat = train(tiny_config(aligned_dir, tmp_path, name="repeat", steps=steps, max_steps=max_steps, seed=seed,
+                               precision="fp32", threads=1))
+    wa, _ = load_weights(run_dir / "G.safetensors")
+    wb, _ = load_weights(repeat / "G.safetensors")
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+def test_a_resumed_budget_counts_the_time_already_spent(aligned_dir, tmp_path, monkeypatch):
+    """Stopped before its plan was fixed (here by --max-steps), a --minutes run resumes with the
+    seconds it trained already taken off its budget; the state records them across sessions."""
+    seen = []
+    ticking_budget(monkeypatch, seen)
+    run_dir = train(tiny_config(aligned_dir, tmp_path, minutes=0.05, max_steps=12, precision="fp32", threads=1))
+    first = torch.load(run_dir / "state.pt", weights_only=True)["seconds"]
+    assert json.loads((run_dir / "config.json").read_text())["steps"] is None  # not planned yet
+    from i2i.train import resume_config
+
+    train(resume_config(run_dir, max_steps=14), resume=True)
+    assert seen == [0.0, first] and first > 0
+    assert torch.load(run_dir / "state.pt", weights_only=True)["seconds"] > first
+
+
+def test_a_resume_with_nothing_to_train_writes_nothing(aligned_dir, tmp_path, caplog):
+    from i2i.train import resume_config
+
+    run_dir = train(tiny_config(aligned_dir, tmp_path, steps=4, precision="fp32", threads=1))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with caplog.at_level(logging.WARNING, logger="i2i"):
+        train(resume_config(run_dir, steps=2), resume=True)
+    assert "already at step 4, past --steps 2: nothing to train" in caplog.text
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_plan_notes_say_what_the_plan_is_and_when_steps_repeats_it():
+    from types import SimpleNamespace
+
+    from i2i.schedule import Schedule
+    from i2i.train import plan_note
+
+    def note(epochs, decay, steps, step, ran_out=False, max_steps=None):
+        cfg = SimpleNamespace(minutes=0.5, steps=steps, max_steps=max_steps, seed=7)
+        budget = SimpleNamespace(ran_out=ran_out, rate=12.5)
+        return plan_note(cfg, Schedule(epochs, decay, 10, steps), budget, step, 10)
+
+    assert note(1, 1, 100, 50) == ("--minutes 0.5: 100 steps fit at 12.5 steps/s, 10.0 epochs; the learning rate "
+                                   "decays over the last 50 steps; --steps 100 --seed 7 repeats this run")
+    assert "--steps 100 --max-steps 60 --seed 7 repeats" in note(1, 1, 100, 50, max_steps=60)
+    assert "1 step fit" in note(1, 1, 1, 1) and "decays over the last 1 step;" in note(0, 1, 1, 1)
+    assert "the learning rate stays constant; --steps 30 --seed 7 repeats" in note(1, 0, 30, 30)
+    assert note(1, 1, 11, 11, ran_out=True) == ("--minutes 0.5: the time ran out after 11 steps, before the learning "
+                                                "rate could decay; every one trained at the starting rate")
+    assert note(0, 1, 90, 11).endswith("the 11 steps measured trained at the starting rate, as --epochs 0 has no "
+                                       "constant phase, so --steps does not repeat this run exactly")
+
+
+def test_a_config_built_by_hand_gets_the_same_checks(aligned_dir, tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config(aligned_dir, tmp_path), minutes=float("nan"))
+    with pytest.raises(UsageError, match="--minutes must be above 0"):
+        train(cfg)
+    assert not (tmp_path / "ck" / "tiny").exists()
 
 
 def test_existing_run_is_not_overwritten(aligned_dir, tmp_path):
