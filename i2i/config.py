@@ -192,8 +192,9 @@ class TrainConfig:
                                default_help="--epochs + --epochs-decay epochs")
     minutes: float | None = option(None, "Train for about this many minutes, counted from the first step: the "
                                          "steps that fit are measured while the learning rate is constant, then "
-                                         "set as --steps before it decays, recorded in config.json (so --resume "
-                                         "continues the same schedule), and the log says how to repeat the run.")
+                                         "set as --steps before it decays and recorded in config.json (--resume "
+                                         "continues that schedule, or what is left of the minutes when stopped "
+                                         "before it), and the log says how to repeat the run.")
     max_steps: int | None = option(None, "Stop after this many steps (smoke runs).")
     save_every: int = option(1000, "Save a checkpoint every N steps.")
     sample_every: int = option(200, "Write a sample grid every N steps.")
