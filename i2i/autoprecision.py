@@ -6,16 +6,18 @@ kernels little work per call to pay for the casts and layout changes around them
 project's AVX512-BF16 CPU, pix2pix with unet_128 at 128x128 once trained at 1.98 steps/s in bf16
 against 3.05 in fp32, while unet_256 at 256x256 was 1.5x faster in bf16 (since the bottleneck
 layers became matrix products, bf16 measures faster in both there: 5.3 against 3.1 steps/s). So on
-such a CPU the choice is a measurement: the workload's generators, copied and prepared each way,
-time a few forward (and for training, backward) passes at the job's input shape, alternating; bf16
-stays unless fp32 is at least 10% faster. The answer is cached per CPU
-model, torch version, thread count, network and shape in ``precision.json`` under the cache folder
-(``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``), so each workload is
-measured once per machine; the log says what was chosen and why. Elsewhere auto needs no
-measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16 fp32 (bf16 is emulated there,
-hundreds of times slower).
+such a CPU the choice is a measurement of the workload itself, alternating between the two: for
+training, whole steps of a copy of the recipe (every network, loss and optimiser step) on random
+images of the shape it trains at; for translation, the generator's forward passes. Generators alone
+misjudge training: on that CPU unet_128's forward and backward passes tied (0.137 against 0.134 s)
+while whole pix2pix steps ran 0.16 s in bf16 and 0.24 s in fp32. bf16 stays unless fp32 is at least
+10% faster. The answer is cached per CPU model, torch version, thread count, networks and shape in
+``precision.json`` under the cache folder (``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else
+``~/.cache/i2i``), so each workload is measured once per machine; the log says what was chosen and
+why. Elsewhere auto needs no measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16
+fp32 (bf16 is emulated there, hundreds of times slower).
 
-Measuring leaves the networks, their weights and torch's random state untouched.
+Measuring leaves the networks, their weights and torch's and Python's random states untouched.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import copy
 import json
 import logging
 import os
+import random
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -35,7 +39,12 @@ from .runtime import Runtime, cpu_info, input_dtype
 
 log = logging.getLogger(__name__)
 
-PROBE_RUNS = 3  # timed passes per precision, after one warm-up
+# passes per precision: untimed, then timed (medians). bf16's first passes on the AVX512-BF16 CPU ran
+# up to 2x slower than its later ones (oneDNN building kernels, the allocator growing): after one
+# warm-up pass and three timed ones, a fresh machine cached fp32 for facades' pix2pix (bf16 0.283 s,
+# fp32 0.188 s per pass), where whole steps then ran 0.16 s in bf16 and 0.24 s in fp32
+PROBE_WARMUP = 3
+PROBE_RUNS = 5
 MARGIN = 0.1  # fp32 replaces the flags' choice of bf16 only when at least this much faster
 
 
@@ -44,9 +53,9 @@ def cache_path() -> Path:
     return Path(root) / "precision.json"
 
 
-def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> str:
+def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool, step: bool) -> str:
     parts = {"cpu": cpu_info()[0] or "unknown CPU", "torch": torch.__version__, "threads": runtime.threads,
-             "training": training, "shape": list(shape),
+             "training": training, "shape": list(shape), **({"probe": "step"} if step else {}),
              "nets": {name: [type(net).__name__, sum(p.numel() for p in net.parameters())]
                       for name, net in sorted(nets.items())}}
     return json.dumps(parts, sort_keys=True)
@@ -97,20 +106,27 @@ def _one_pass(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ..
 
 
 def probe_seconds(candidates: dict[str, Runtime], nets: dict[str, nn.Module], shape: tuple[int, ...],
-                  training: bool) -> dict[str, float]:
-    """Median seconds of one pass (:func:`_one_pass`) for each of ``candidates`` (name -> runtime),
-    after one warm-up each, the candidates' passes alternating so that a change in the machine's
-    load falls on all of them alike. The networks are copied; torch's random state is kept."""
-    with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
-        passes = {name: _one_pass(rt, nets, shape, training) for name, rt in candidates.items()}
-        for one_pass in passes.values():
-            one_pass()
-        times: dict[str, list[float]] = {name: [] for name in passes}
-        for _ in range(PROBE_RUNS):
-            for name, one_pass in passes.items():
-                t = time.perf_counter()
-                one_pass()
-                times[name].append(time.perf_counter() - t)
+                  training: bool, make_pass: Callable[[Runtime], Callable[[], object]] | None = None
+                  ) -> dict[str, float]:
+    """Median seconds of one pass for each of ``candidates`` (name -> runtime), after
+    :data:`PROBE_WARMUP` untimed ones, the candidates' passes alternating so that a change in the
+    machine's load falls on all of them alike. A pass is ``make_pass(runtime)()`` (training: a whole
+    step of a copy of the recipe, see :func:`i2i.train.settle_training_precision`), by default
+    :func:`_one_pass` of copies of ``nets``. Torch's and Python's random states are kept."""
+    make_pass = make_pass or (lambda rt: _one_pass(rt, nets, shape, training))
+    python_state = random.getstate()  # image pools draw from Python's stream
+    try:
+        with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
+            passes = {name: make_pass(rt) for name, rt in candidates.items()}
+            times: dict[str, list[float]] = {name: [] for name in passes}
+            for i in range(PROBE_WARMUP + PROBE_RUNS):
+                for name, one_pass in passes.items():
+                    t = time.perf_counter()
+                    one_pass()
+                    if i >= PROBE_WARMUP:
+                        times[name].append(time.perf_counter() - t)
+    finally:
+        random.setstate(python_state)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -121,19 +137,20 @@ def _valid(choice) -> bool:
             and all(type(choice["seconds"].get(k)) in (int, float) for k in ("bf16", "fp32")))  # not bool
 
 
-def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool) -> Runtime:
+def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool,
+           make_pass: Callable[[Runtime], Callable[[], object]] | None = None) -> Runtime:
     """The runtime to use for ``nets`` on inputs of ``shape``: ``runtime`` itself unless it is the
     CPU bf16 choice of ``--precision auto`` (``runtime.auto``), in which case the faster of it and
-    its fp32 alternative, measured (:func:`probe_seconds`; fp32 must be :data:`MARGIN` faster) or read
-    from the cache."""
+    its fp32 alternative, measured (:func:`probe_seconds`, with ``make_pass`` when given; fp32 must
+    be :data:`MARGIN` faster) or read from the cache."""
     if not runtime.auto:
         return runtime
     fp32 = runtime.fp32_alternative(training)
-    key = _key(runtime, nets, shape, training)
+    key = _key(runtime, nets, shape, training, step=make_pass is not None)
     choice = _read_cache().get(key)
     if not _valid(choice):
         try:
-            seconds = probe_seconds({"bf16": runtime, "fp32": fp32}, nets, shape, training)
+            seconds = probe_seconds({"bf16": runtime, "fp32": fp32}, nets, shape, training, make_pass)
         except (RuntimeError, ValueError) as e:  # a speed measurement never stops the work it is for
             log.warning("precision auto: bf16 (measuring at %s failed: %s)", "x".join(map(str, shape)),
                         str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -200,9 +200,10 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
 def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
     """The runtime ``mode`` trains on, set on it (:meth:`~i2i.modes.base.Mode.use_runtime`) and
     returned: ``runtime`` itself, unless it is ``--precision auto`` on a CPU with native bf16; then
-    bf16 or fp32, whichever trains this recipe's generators faster at its crop size
-    (:func:`i2i.autoprecision.settle`). Recipes that generate from noise, and runs of several
-    processes (which must agree), keep bf16. Call it before :meth:`~i2i.runtime.Runtime.prepare_mode`."""
+    bf16 or fp32, whichever runs this recipe's training steps faster at its crop size
+    (:func:`i2i.autoprecision.settle`, timing :func:`step_probe`). Recipes that generate from noise,
+    and runs of several processes (which must agree), keep bf16. Call it before
+    :meth:`~i2i.runtime.Runtime.prepare_mode`."""
     from .autoprecision import settle
 
     measurable = mode.task != "folder" and mode.specs and not world.enabled
@@ -211,15 +212,32 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
         log.info("precision auto: bf16, as the CPU's flags say (not measured: %s)", why)
         runtime = runtime.settled()
     elif runtime.auto:
-        generators = {name: mode.nets[name] for name in mode.specs}
-        multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
+        multiple = max(getattr(mode.nets[name], "size_multiple", 1) for name in mode.specs)
         if "crop" in cfg.preprocess:
             side = cfg.crop_size
         else:  # images keep (about) their own size, at most --load-size: measured a multiple at or below it
             side = max(multiple, cfg.load_size // multiple * multiple)
-        runtime = settle(runtime, generators, (cfg.batch_size, cfg.input_nc, side, side), training=True)
+        shape = (cfg.batch_size, cfg.input_nc, side, side)
+        runtime = settle(runtime, mode.nets, shape, training=True, make_pass=step_probe(cfg, type(mode), shape))
     mode.use_runtime(runtime)
     return runtime
+
+
+def step_probe(cfg: TrainConfig, mode_cls, shape: tuple[int, ...]):
+    """For :func:`i2i.autoprecision.settle`: runtime -> a callable that runs one training step of a
+    new ``mode_cls`` recipe built for that runtime (its own networks and optimisers, so the run's are
+    untouched) on random A and B images of ``shape`` (N, C, H, W; B with ``--output-nc`` channels),
+    in [-1, 1] as the data loader gives them."""
+    n, _, h, w = shape
+
+    def make(candidate):
+        probe = mode_cls(dataclasses.replace(cfg), runtime=candidate)
+        candidate.prepare_mode(probe)
+        probe.train(True)
+        batch = {"A": torch.rand(n, cfg.input_nc, h, w) * 2 - 1, "B": torch.rand(n, cfg.output_nc, h, w) * 2 - 1}
+        return lambda: probe.train_step(batch)
+
+    return make
 
 
 def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: World, runtime) -> Path:
