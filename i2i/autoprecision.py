@@ -39,12 +39,16 @@ from .runtime import Runtime, cpu_info, input_dtype
 
 log = logging.getLogger(__name__)
 
-# passes per precision: untimed, then timed (medians). bf16's first passes on the AVX512-BF16 CPU ran
-# up to 2x slower than its later ones (oneDNN building kernels, the allocator growing): after one
-# warm-up pass and three timed ones, a fresh machine cached fp32 for facades' pix2pix (bf16 0.283 s,
-# fp32 0.188 s per pass), where whole steps then ran 0.16 s in bf16 and 0.24 s in fp32
-PROBE_WARMUP = 3
-PROBE_RUNS = 5
+# passes per precision, untimed (warm-up) then timed (medians): (fewest, most, seconds): a phase ends
+# after its fewest passes once each precision has spent its seconds in it, at the latest after its
+# most. bf16's first passes on the AVX512-BF16 CPU ran up to 2x slower than its later ones (oneDNN
+# building kernels, the allocator growing): after one warm-up pass and three timed ones, a fresh
+# machine cached fp32 for facades' pix2pix (bf16 0.283 s, fp32 0.188 s per pass), where whole steps
+# ran 0.16 s in bf16 and 0.24 s in fp32. Long steps need fewer passes: with 3 + 5 passes for every
+# workload the probe took 6 s for that pix2pix, 38 s for CycleGAN at 128 px and 144 s at 256 px; with
+# these bounds (1 + 3 passes where a step takes seconds) 4, 25 and 72 s, each choosing bf16
+PROBE_WARMUP = (1, 3, 2.0)
+PROBE_RUNS = (3, 5, 5.0)
 MARGIN = 0.1  # fp32 replaces the flags' choice of bf16 only when at least this much faster
 
 
@@ -108,9 +112,9 @@ def _one_pass(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ..
 def probe_seconds(candidates: dict[str, Runtime], nets: dict[str, nn.Module], shape: tuple[int, ...],
                   training: bool, make_pass: Callable[[Runtime], Callable[[], object]] | None = None
                   ) -> dict[str, float]:
-    """Median seconds of one pass for each of ``candidates`` (name -> runtime), after
-    :data:`PROBE_WARMUP` untimed ones, the candidates' passes alternating so that a change in the
-    machine's load falls on all of them alike. A pass is ``make_pass(runtime)()`` (training: a whole
+    """Median seconds of one pass for each of ``candidates`` (name -> runtime), over
+    :data:`PROBE_RUNS` passes after :data:`PROBE_WARMUP` untimed ones, the candidates' passes
+    alternating so that a change in the machine's load falls on all of them alike. A pass is ``make_pass(runtime)()`` (training: a whole
     step of a copy of the recipe, see :func:`i2i.train.settle_training_precision`), by default
     :func:`_one_pass` of copies of ``nets``. Torch's and Python's random states are kept."""
     make_pass = make_pass or (lambda rt: _one_pass(rt, nets, shape, training))
@@ -118,13 +122,17 @@ def probe_seconds(candidates: dict[str, Runtime], nets: dict[str, nn.Module], sh
     try:
         with torch.random.fork_rng(devices=[]):  # random inputs and dropout leave torch's random state alone
             passes = {name: make_pass(rt) for name, rt in candidates.items()}
-            times: dict[str, list[float]] = {name: [] for name in passes}
-            for i in range(PROBE_WARMUP + PROBE_RUNS):
-                for name, one_pass in passes.items():
-                    t = time.perf_counter()
-                    one_pass()
-                    if i >= PROBE_WARMUP:
+            for fewest, most, seconds in (PROBE_WARMUP, PROBE_RUNS):  # the last phase's times are kept
+                spent = dict.fromkeys(passes, 0.0)
+                times: dict[str, list[float]] = {name: [] for name in passes}
+                for i in range(most):
+                    if i >= fewest and min(spent.values()) >= seconds:
+                        break
+                    for name, one_pass in passes.items():
+                        t = time.perf_counter()
+                        one_pass()
                         times[name].append(time.perf_counter() - t)
+                        spent[name] += times[name][-1]
     finally:
         random.setstate(python_state)
     return {name: statistics.median(ts) for name, ts in times.items()}
@@ -149,6 +157,8 @@ def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...],
     key = _key(runtime, nets, shape, training, step=make_pass is not None)
     choice = _read_cache().get(key)
     if not _valid(choice):
+        log.info("precision auto: measuring bf16 against fp32 on %s at %s (once for this machine and shape)",
+                 "whole training steps" if make_pass else "the network", "x".join(map(str, shape)))
         try:
             seconds = probe_seconds({"bf16": runtime, "fp32": fp32}, nets, shape, training, make_pass)
         except (RuntimeError, ValueError) as e:  # a speed measurement never stops the work it is for

@@ -74,7 +74,8 @@ def test_the_log_says_what_was_chosen_and_why(native_bf16, fresh_cache, monkeypa
     with caplog.at_level(logging.INFO, logger="i2i.autoprecision"):
         settle(auto, {"G": tiny_unet()}, (1, 3, 32, 32), training=True)
         settle(auto, {"G": tiny_unet()}, (1, 3, 32, 32), training=True)
-    first, second = [r.getMessage() for r in caplog.records]
+    measuring, first, second = [r.getMessage() for r in caplog.records]  # said before a pause of up to a minute
+    assert "measuring bf16 against fp32 on the network at 1x3x32x32" in measuring
     assert "fp32 for training of G at 1x3x32x32" in first and "bf16 0.500 s, fp32 0.250 s" in first
     assert "cached in" in second and str(fresh_cache) in second
 
@@ -234,30 +235,59 @@ def test_recipes_from_noise_keep_bf16_and_say_why(native_bf16, fresh_cache, monk
     assert "not measured: --mode gan generates from noise" in caplog.text
 
 
-@settings(max_examples=40, deadline=None)
-@given(slow=st.lists(st.floats(0.01, 10), max_size=autoprecision.PROBE_WARMUP),
-       steady=st.fixed_dictionaries({"bf16": st.floats(1e-3, 1), "fp32": st.floats(1e-3, 1)}),
-       spikes=st.lists(st.floats(1, 10), max_size=(autoprecision.PROBE_RUNS - 1) // 2))
-def test_warm_up_passes_and_rare_spikes_are_not_what_is_measured(slow, steady, spikes):
-    """However slow each precision's first passes (kernels built, memory grown: up to 2x on bf16 on the
-    AVX512-BF16 CPU), up to PROBE_WARMUP of them, and fewer than half the timed ones spiking, each
-    is measured at its steady pass time."""
-    clock = [0.0]
+def fake_clock_probe(monkeypatch, costs_of):
+    """probe_seconds on a fake clock: ``costs_of(precision)`` lists each pass's seconds in order.
+    Returns (the medians, the passes each precision ran)."""
+    clock, ran = [0.0], {"bf16": 0, "fp32": 0}
 
     def make_pass(runtime):
-        costs = iter(slow + spikes + [steady["bf16" if runtime.bf16 else "fp32"]] * 50)
+        name = "bf16" if runtime.bf16 else "fp32"
+        costs = iter(costs_of(name))
 
         def one_pass():
+            ran[name] += 1
             clock[0] += next(costs)
         return one_pass
 
+    monkeypatch.setattr(autoprecision, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    monkeypatch.setenv("I2I_CPU_BF16", "1")
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    seconds = autoprecision.probe_seconds({"bf16": auto, "fp32": auto.fp32_alternative(True)}, {}, (1, 3, 8, 8),
+                                          True, make_pass)
+    return seconds, ran
+
+
+WARM_FEWEST, WARM_MOST, WARM_SECONDS = autoprecision.PROBE_WARMUP
+RUNS_FEWEST, RUNS_MOST, RUNS_SECONDS = autoprecision.PROBE_RUNS
+
+
+@settings(max_examples=40, deadline=None)
+@given(slow=st.lists(st.floats(0.01, WARM_SECONDS / WARM_MOST * 0.99), max_size=WARM_MOST),
+       steady=st.fixed_dictionaries({"bf16": st.floats(1e-3, 1), "fp32": st.floats(1e-3, 1)}),
+       spikes=st.lists(st.floats(1, 10), max_size=(RUNS_FEWEST - 1) // 2))
+def test_warm_up_passes_and_rare_spikes_are_not_what_is_measured(slow, steady, spikes):
+    """Short steps (facades' pix2pix: 0.2 s): however slow each precision's first passes (kernels
+    built, memory grown: up to 2x on bf16 on the AVX512-BF16 CPU), up to all the warm-up's, and
+    fewer than half the timed ones spiking, each precision is measured at its steady pass time."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(autoprecision, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
-        monkeypatch.setenv("I2I_CPU_BF16", "1")
-        auto = resolve("cpu", "auto", threads=1, training=True)
-        seconds = autoprecision.probe_seconds({"bf16": auto, "fp32": auto.fp32_alternative(True)}, {}, (1, 3, 8, 8),
-                                              True, make_pass)
+        seconds, _ = fake_clock_probe(monkeypatch, lambda name: slow + spikes + [steady[name]] * 50)
     assert seconds == pytest.approx(steady)
+
+
+@settings(max_examples=40, deadline=None)
+@given(step=st.fixed_dictionaries({"bf16": st.floats(1e-3, 30), "fp32": st.floats(1e-3, 30)}))
+def test_the_probe_takes_fewer_passes_the_longer_a_step(step):
+    """Each phase runs its fewest passes, then more only while a precision has spent less than the
+    phase's seconds, up to its most: CycleGAN's seconds-long steps are not timed eight times each."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        seconds, ran = fake_clock_probe(monkeypatch, lambda name: [step[name]] * 50)
+    assert seconds == pytest.approx(step)
+    fastest = min(step.values())  # a phase goes on until both have spent its seconds
+    for name in ran:
+        warm = min(WARM_MOST, max(WARM_FEWEST, -(-WARM_SECONDS // fastest)))
+        timed = min(RUNS_MOST, max(RUNS_FEWEST, -(-RUNS_SECONDS // fastest)))
+        assert WARM_FEWEST + RUNS_FEWEST <= ran[name] <= WARM_MOST + RUNS_MOST
+        assert ran[name] == pytest.approx(warm + timed, abs=1)  # the float sums may land either side of a bound
 
 
 @pytest.mark.parametrize("mode", sorted(__import__("i2i.modes", fromlist=["x"]).translation_names()))
@@ -274,8 +304,8 @@ def test_training_times_whole_steps_of_a_copy_of_every_translation_recipe(mode, 
     from i2i.distributed import World
     from i2i.train import settle_training_precision
 
-    monkeypatch.setattr(autoprecision, "PROBE_WARMUP", 1)
-    monkeypatch.setattr(autoprecision, "PROBE_RUNS", 1)
+    monkeypatch.setattr(autoprecision, "PROBE_WARMUP", (1, 1, 0.0))
+    monkeypatch.setattr(autoprecision, "PROBE_RUNS", (1, 1, 0.0))
     cls = modes.mode_class(mode)
     cfg = modes.make_config(mode, name="run", **data_for(cls, tmp_path), **tiny_options(cls, precision="auto"))
     auto = resolve("cpu", "auto", threads=1, training=True)
