@@ -34,6 +34,21 @@ def test_points_are_the_seeds_means_and_spreads(pq):
     assert pq.series(RECORDS, "mean_iou") == {}
 
 
+def test_join_draws_a_files_variants_as_one_line_in_order_of_minutes(pq, tmp_path, monkeypatch):
+    drawn = {}
+    from matplotlib.axes import Axes
+
+    monkeypatch.setattr(Axes, "errorbar", lambda self, x, y, label, **kw: drawn.setdefault(label, (list(x), list(y))))
+    monkeypatch.setattr(Axes, "legend", lambda self, **kw: None)  # nothing was drawn to name
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(RECORDS))
+    pq.main([f"i2i={results}", "--join", "--out", str(tmp_path / "joined.png")])
+    assert drawn == {"i2i": ([1.05, 2.05, 2.5], pytest.approx([0.32, 0.41, 0.31]))}
+    drawn.clear()
+    pq.main([f"i2i={results}", "--out", str(tmp_path / "apart.png")])
+    assert set(drawn) == {"i2i: bf16", "i2i: fp32"}
+
+
 def test_writes_a_picture_and_refuses_bad_input_in_one_line(pq, tmp_path, capsys):
     results = tmp_path / "results.json"
     results.write_text(json.dumps(RECORDS))

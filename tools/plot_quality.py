@@ -4,7 +4,8 @@
         --score pixel_accuracy --reference "reference, 800 steps:5.6:0.382" --out time_to_quality.png
 
 Each ``LABEL=PATH`` is a results.json; every variant in it is a line (named ``LABEL`` alone when
-the file has one variant): at each scored step, the mean over the seeds of the minutes (x) and of
+the file has one variant, ``--join``: all its variants one line, such as runs of ``minutes=3`` and
+``minutes=6``, their points in order of minutes): at each scored step, the mean over the seeds of the minutes (x) and of
 the score (y), with the seeds' standard deviation as an error bar. ``--reference NAME:MINUTES:SCORE``
 adds a single measured point, such as a figure measured with the reference code (one run: no bar).
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score", default="pixel_accuracy", help="the score to plot [default: pixel_accuracy]")
     parser.add_argument("--reference", action="append", type=parse_reference, default=[], metavar="NAME:MINUTES:SCORE",
                         help="a single measured point (repeatable)")
+    parser.add_argument("--join", action="store_true",
+                        help="draw each file's variants as one line, in order of minutes (one recipe at several lengths)")
     parser.add_argument("--title", default=None, help="[default: the score's name]")
     parser.add_argument("--out", type=Path, default=Path("time_to_quality.png"), help="the PNG to write")
     args = parser.parse_args(argv)
@@ -72,8 +76,11 @@ def main(argv: list[str] | None = None) -> None:
         found = series(records, args.score)
         if not found:
             sys.exit(f"{path}: no {args.score!r} scores; the protocols' scores are listed by tools/bench_quality.py")
+        if args.join:
+            lines[label] = sorted(p for points in found.values() for p in points)
+            continue
         for variant, points in found.items():
-            lines[label if len(found) == 1 else f"{label} {variant}"] = points
+            lines[label if len(found) == 1 else f"{label}: {variant}"] = points
 
     from matplotlib.figure import Figure
 
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(args.title or args.score, fontsize=10)
+    ax.set_title(textwrap.fill(args.title or args.score, 80), fontsize=9)
     fig.tight_layout()
     atomic_write(args.out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     print(f"wrote {args.out}")
