@@ -114,9 +114,10 @@ def probe_seconds(candidates: dict[str, Runtime], nets: dict[str, nn.Module], sh
                   ) -> dict[str, float]:
     """Median seconds of one pass for each of ``candidates`` (name -> runtime), over
     :data:`PROBE_RUNS` passes after :data:`PROBE_WARMUP` untimed ones, the candidates' passes
-    alternating so that a change in the machine's load falls on all of them alike. A pass is ``make_pass(runtime)()`` (training: a whole
-    step of a copy of the recipe, see :func:`i2i.train.settle_training_precision`), by default
-    :func:`_one_pass` of copies of ``nets``. Torch's and Python's random states are kept."""
+    alternating so that a change in the machine's load falls on all of them alike. A pass is
+    ``make_pass(runtime)()`` (training: a whole step of a copy of the recipe, see
+    :func:`i2i.train.step_probe`), by default :func:`_one_pass` of copies of ``nets``. Torch's and
+    Python's random states are kept."""
     make_pass = make_pass or (lambda rt: _one_pass(rt, nets, shape, training))
     python_state = random.getstate()  # image pools draw from Python's stream
     try:
