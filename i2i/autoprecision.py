@@ -11,10 +11,10 @@ training, whole steps of a copy of the recipe (every network, loss and optimiser
 images of the shape it trains at; for translation, the generator's forward passes. Generators alone
 misjudge training: on that CPU unet_128's forward and backward passes tied (0.137 against 0.134 s)
 while whole pix2pix steps ran 0.16 s in bf16 and 0.24 s in fp32. bf16 stays unless fp32 is at least
-10% faster. The answer is cached per CPU model, torch version, thread count, networks and shape in
-``precision.json`` under the cache folder (``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else
-``~/.cache/i2i``), so each workload is measured once per machine; the log says what was chosen and
-why. Elsewhere auto needs no measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16
+10% faster. The answer is cached per CPU model, torch version, thread count, networks, shape and
+recipe options in ``precision.json`` under the cache folder (``$I2I_CACHE_DIR``, else
+``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``), so each workload is measured once per machine; the
+log says what was chosen and why. Elsewhere auto needs no measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16
 fp32 (bf16 is emulated there, hundreds of times slower).
 
 Measuring leaves the networks, their weights and torch's and Python's random states untouched.
@@ -57,9 +57,11 @@ def cache_path() -> Path:
     return Path(root) / "precision.json"
 
 
-def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool, step: bool) -> str:
+def _key(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool, step: bool,
+         recipe: dict | None = None) -> str:
     parts = {"cpu": cpu_info()[0] or "unknown CPU", "torch": torch.__version__, "threads": runtime.threads,
              "training": training, "shape": list(shape), **({"probe": "step"} if step else {}),
+             **({"recipe": recipe} if recipe else {}),
              "nets": {name: [type(net).__name__, sum(p.numel() for p in net.parameters())]
                       for name, net in sorted(nets.items())}}
     return json.dumps(parts, sort_keys=True)
@@ -147,18 +149,19 @@ def _valid(choice) -> bool:
 
 
 def settle(runtime: Runtime, nets: dict[str, nn.Module], shape: tuple[int, ...], training: bool,
-           make_pass: Callable[[Runtime], Callable[[], object]] | None = None) -> Runtime:
+           make_pass: Callable[[Runtime], Callable[[], object]] | None = None, recipe: dict | None = None) -> Runtime:
     """The runtime to use for ``nets`` on inputs of ``shape``: ``runtime`` itself unless it is the
     CPU bf16 choice of ``--precision auto`` (``runtime.auto``), in which case the faster of it and
     its fp32 alternative, measured (:func:`probe_seconds`, with ``make_pass`` when given; fp32 must
-    be :data:`MARGIN` faster) or read from the cache."""
+    be :data:`MARGIN` faster) or read from the cache, whose key holds the CPU, torch, threads, shape,
+    networks and ``recipe`` (the options that change what a pass computes; JSON values)."""
     if not runtime.auto:
         return runtime
     fp32 = runtime.fp32_alternative(training)
-    key = _key(runtime, nets, shape, training, step=make_pass is not None)
+    key = _key(runtime, nets, shape, training, step=make_pass is not None, recipe=recipe)
     choice = _read_cache().get(key)
     if not _valid(choice):
-        log.info("precision auto: measuring bf16 against fp32 on %s at %s (once for this machine and shape)",
+        log.info("precision auto: measuring bf16 against fp32 on %s at %s (the answer is cached)",
                  "whole training steps" if make_pass else "the network", "x".join(map(str, shape)))
         try:
             seconds = probe_seconds({"bf16": runtime, "fp32": fp32}, nets, shape, training, make_pass)

@@ -197,13 +197,23 @@ def train(cfg: TrainConfig, resume: bool = False, observer: Observer | None = No
         world.stop()
 
 
-def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
+# options that do not change how long a training step takes: the rest of what a recipe reads is part
+# of --precision auto's cache key (a wgangp critic or DualGAN's 5 critic steps time differently
+# from the same networks in vanilla pix2pix or CycleGAN)
+NOT_TIMED = frozenset({"a", "b", "val", "val_b", "name", "checkpoints_dir", "seed", "max_steps", "steps", "minutes",
+                       "save_every", "sample_every", "log_every", "workers", "report", "max_pixels", "strict",
+                       "device", "precision", "threads", "compile", "epochs", "epochs_decay", "lr", "val_every",
+                       "val_fraction", "best_metric"})
+
+
+def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World, dataset=None):
     """The runtime ``mode`` trains on, set on it (:meth:`~i2i.modes.base.Mode.use_runtime`) and
     returned: ``runtime`` itself, unless it is ``--precision auto`` on a CPU with native bf16; then
-    bf16 or fp32, whichever runs this recipe's training steps faster at its crop size
-    (:func:`i2i.autoprecision.settle`, timing :func:`step_probe`). Recipes that generate from noise,
-    and runs of several processes (which must agree), keep bf16. Call it before
-    :meth:`~i2i.runtime.Runtime.prepare_mode`."""
+    bf16 or fp32, whichever runs this recipe's training steps faster (:func:`i2i.autoprecision.settle`,
+    timing :func:`step_probe`) at the size it trains at (:func:`i2i.preflight.training_size` of
+    ``dataset``; without one, the crop, or ``--load-size`` rounded to the generator's multiple).
+    Recipes that generate from noise, and runs of several processes (which must agree), keep bf16.
+    Call it before :meth:`~i2i.runtime.Runtime.prepare_mode`."""
     from .autoprecision import settle
 
     measurable = mode.task != "folder" and mode.specs and not world.enabled
@@ -212,13 +222,18 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World):
         log.info("precision auto: bf16, as the CPU's flags say (not measured: %s)", why)
         runtime = runtime.settled()
     elif runtime.auto:
-        multiple = max(getattr(mode.nets[name], "size_multiple", 1) for name in mode.specs)
-        if "crop" in cfg.preprocess:
-            side = cfg.crop_size
-        else:  # images keep (about) their own size, at most --load-size: measured a multiple at or below it
-            side = max(multiple, cfg.load_size // multiple * multiple)
-        shape = (cfg.batch_size, cfg.input_nc, side, side)
-        runtime = settle(runtime, mode.nets, shape, training=True, make_pass=step_probe(cfg, type(mode), shape))
+        if dataset is not None:
+            from .preflight import training_size
+
+            h, w = training_size(cfg, dataset)
+        else:
+            multiple = max(getattr(mode.nets[name], "size_multiple", 1) for name in mode.specs)
+            h = w = cfg.crop_size if "crop" in cfg.preprocess else max(multiple, cfg.load_size // multiple * multiple)
+        shape = (cfg.batch_size, cfg.input_nc, h, w)
+        recipe = {k: v for k, v in sorted(dataclasses.asdict(cfg).items())
+                  if k not in NOT_TIMED and (k in type(mode).reads or k == "mode")}
+        runtime = settle(runtime, mode.nets, shape, training=True, make_pass=step_probe(cfg, type(mode), shape),
+                         recipe=recipe)
     mode.use_runtime(runtime)
     return runtime
 
@@ -278,7 +293,7 @@ def _train(cfg: TrainConfig, resume: bool, observer: Observer | None, world: Wor
         converted = use_sync_batchnorm(mode.nets)
         if converted:
             log.info("batch norm synchronised across the %d processes (%d layers)", world.size, converted)
-    runtime = settle_training_precision(cfg, mode, runtime, world)  # auto: bf16 or fp32, measured
+    runtime = settle_training_precision(cfg, mode, runtime, world, dataset)  # auto: bf16 or fp32, measured
     runtime.prepare_mode(mode)
     validator = Validator(cfg, mode, runtime, held_out) if (cfg.val or cfg.val_fraction) and world.main else None
     best = {"step": None, "value": None}

@@ -325,3 +325,43 @@ def test_training_times_whole_steps_of_a_copy_of_every_translation_recipe(mode, 
         assert all(torch.equal(before[name][k], v) for k, v in net.state_dict().items())
     (key,) = json.loads(fresh_cache.read_text())
     assert set(json.loads(key)["nets"]) == set(run_mode.nets) and json.loads(key)["probe"] == "step"
+
+
+@pytest.mark.parametrize("preprocess", ["none", "scale_width"])
+def test_without_a_crop_training_measures_at_the_images_own_size_whatever_load_size(preprocess, native_bf16,
+                                                                                     fresh_cache, monkeypatch,
+                                                                                     aligned_dir, tmp_path):
+    """--preprocess none keeps each image's own size (rounded to the generator's multiple) and
+    --load-size does not cap it: a probe at --load-size 286 timed 256x256 steps for 32x32 images."""
+    from conftest import tiny_config
+
+    from i2i import modes, preflight
+    from i2i.distributed import World
+    from i2i.train import settle_training_precision
+
+    fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    cfg = tiny_config(aligned_dir, tmp_path, precision="auto", preprocess=preprocess, load_size=286 if preprocess == "none" else 32)
+    dataset = modes.mode_class(cfg.mode).make_dataset(cfg)
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World(), dataset)
+    first = dataset[0]["A"]
+    assert shapes[-1] == (1, 3, *first.shape[-2:]) == (1, 3, *preflight.training_size(cfg, dataset))
+
+
+def test_recipes_with_the_same_networks_are_measured_apart(native_bf16, fresh_cache, monkeypatch, aligned_dir,
+                                                           tmp_path):
+    """The cache key holds the options a step's time depends on: a wgangp critic with 5 steps is
+    not timed as vanilla pix2pix with the same networks; run-control options share the answer."""
+    from conftest import tiny_config
+
+    from i2i import modes
+    from i2i.distributed import World
+    from i2i.train import settle_training_precision
+
+    calls = fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
+    auto = resolve("cpu", "auto", threads=1, training=True)
+    for options in ({}, {"gan_loss": "wgangp", "n_critic": 5}, {"seed": 7, "max_steps": 9, "name": "other"}):
+        cfg = tiny_config(aligned_dir, tmp_path, precision="auto", **options)
+        settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World())
+    assert len(calls) == 4  # two measurements: the third run shares the first's
+    assert len(json.loads(fresh_cache.read_text())) == 2
