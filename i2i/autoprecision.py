@@ -14,8 +14,8 @@ while whole pix2pix steps ran 0.16 s in bf16 and 0.24 s in fp32. bf16 stays unle
 10% faster. The answer is cached per CPU model, torch version, thread count, networks, shape and
 recipe options in ``precision.json`` under the cache folder (``$I2I_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``), so each workload is measured once per machine; the
-log says what was chosen and why. Elsewhere auto needs no measurement: CUDA GPUs with bf16 take bf16, CPUs without native bf16
-fp32 (bf16 is emulated there, hundreds of times slower).
+log says what was chosen and why. Elsewhere auto needs no measurement: CUDA GPUs with bf16 take
+bf16, CPUs without native bf16 fp32 (bf16 is emulated there, hundreds of times slower).
 
 Measuring leaves the networks, their weights and torch's and Python's random states untouched.
 """

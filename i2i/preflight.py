@@ -110,9 +110,10 @@ def training_size(cfg, dataset) -> Size:
     """The (height, width) of a typical training tensor of ``cfg`` on ``dataset``: the crop with the
     cropping options, else, of the sizes the images keep (``none``, ``scale_width``: their own size,
     rounded to the generator's multiple, which ``--load-size`` does not cap), the one of median
-    area. What ``--precision auto`` times a training step at (:func:`i2i.train.settle_training_precision`)."""
-    if "crop" in cfg.preprocess or _task(cfg) == "folder":
-        return next(iter(_tensor_sizes(cfg, {(cfg.crop_size, cfg.crop_size): None})))
+    area. What ``--precision auto`` times a training step at (:func:`i2i.train.settle_training_precision`).
+    With a crop, ``dataset`` is not read (it may be None)."""
+    if "crop" in cfg.preprocess:
+        return cfg.crop_size, cfg.crop_size
     sizes = sorted(_tensor_sizes(cfg, _raw_sizes(cfg, dataset)[0]), key=lambda hw: (hw[0] * hw[1], hw))
     return sizes[len(sizes) // 2] if sizes else (cfg.load_size, cfg.load_size)
 

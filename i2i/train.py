@@ -211,8 +211,7 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World, dat
     returned: ``runtime`` itself, unless it is ``--precision auto`` on a CPU with native bf16; then
     bf16 or fp32, whichever runs this recipe's training steps faster (:func:`i2i.autoprecision.settle`,
     timing :func:`step_probe`) at the size it trains at (:func:`i2i.preflight.training_size` of
-    ``dataset``; without one, the crop, or ``--load-size`` rounded to the generator's multiple).
-    Recipes that generate from noise, and runs of several processes (which must agree), keep bf16.
+    ``dataset``, which only a run without a crop needs). Recipes that generate from noise, and runs of several processes (which must agree), keep bf16.
     Call it before :meth:`~i2i.runtime.Runtime.prepare_mode`."""
     from .autoprecision import settle
 
@@ -222,13 +221,9 @@ def settle_training_precision(cfg: TrainConfig, mode, runtime, world: World, dat
         log.info("precision auto: bf16, as the CPU's flags say (not measured: %s)", why)
         runtime = runtime.settled()
     elif runtime.auto:
-        if dataset is not None:
-            from .preflight import training_size
+        from .preflight import training_size
 
-            h, w = training_size(cfg, dataset)
-        else:
-            multiple = max(getattr(mode.nets[name], "size_multiple", 1) for name in mode.specs)
-            h = w = cfg.crop_size if "crop" in cfg.preprocess else max(multiple, cfg.load_size // multiple * multiple)
+        h, w = training_size(cfg, dataset)
         shape = (cfg.batch_size, cfg.input_nc, h, w)
         recipe = {k: v for k, v in sorted(dataclasses.asdict(cfg).items())
                   if k not in NOT_TIMED and (k in type(mode).reads or k == "mode")}

@@ -201,24 +201,29 @@ def test_a_failed_measurement_keeps_bf16_and_does_not_stop_the_work(native_bf16,
     assert not fresh_cache.exists()
 
 
-@pytest.mark.parametrize("preprocess, load_size, side", [("resize_and_crop", 36, 32), ("none", 40, 32),
-                                                         ("none", 70, 64), ("scale_width", 20, 32)])
-def test_training_measures_at_the_shape_it_trains_at(preprocess, load_size, side, native_bf16, fresh_cache,
-                                                     monkeypatch, aligned_dir, tmp_path):
-    """With a crop, the crop; without one, images keep about their own size, at most --load-size:
-    the largest multiple of the generator's (unet_32: 32) at or below it, never below one multiple."""
+@pytest.mark.parametrize("preprocess, load_size", [("resize_and_crop", 36), ("none", 40), ("none", 70), ("none", 286),
+                                                   ("scale_width", 20), ("scale_width", 64)])
+def test_training_measures_at_the_shape_it_trains_at(preprocess, load_size, native_bf16, fresh_cache, monkeypatch,
+                                                     aligned_dir, tmp_path):
+    """With a crop, the crop; without one, the size the data loader gives: --preprocess none keeps
+    each image's own size (rounded to the generator's multiple), which --load-size does not cap (a
+    probe at --load-size 286 once timed 256x256 steps for 32x32 images)."""
     from conftest import tiny_config
 
-    from i2i import modes
+    from i2i import modes, preflight
     from i2i.distributed import World
     from i2i.train import settle_training_precision
 
     fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
     cfg = tiny_config(aligned_dir, tmp_path, precision="auto", preprocess=preprocess, load_size=load_size,
                       batch_size=2)
+    dataset = modes.mode_class(cfg.mode).make_dataset(cfg)
     auto = resolve("cpu", "auto", threads=1, training=True)
-    settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World())
-    assert shapes[-1] == (2, 3, side, side)
+    settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World(), dataset)
+    trained = tuple(dataset[0]["A"].shape[-2:])
+    assert shapes[-1] == (2, 3, *trained) == (2, 3, *preflight.training_size(cfg, dataset))
+    if "crop" in preprocess:
+        assert trained == (cfg.crop_size, cfg.crop_size)
 
 
 def test_recipes_from_noise_keep_bf16_and_say_why(native_bf16, fresh_cache, monkeypatch, tmp_path, caplog):
@@ -325,27 +330,6 @@ def test_training_times_whole_steps_of_a_copy_of_every_translation_recipe(mode, 
         assert all(torch.equal(before[name][k], v) for k, v in net.state_dict().items())
     (key,) = json.loads(fresh_cache.read_text())
     assert set(json.loads(key)["nets"]) == set(run_mode.nets) and json.loads(key)["probe"] == "step"
-
-
-@pytest.mark.parametrize("preprocess", ["none", "scale_width"])
-def test_without_a_crop_training_measures_at_the_images_own_size_whatever_load_size(preprocess, native_bf16,
-                                                                                     fresh_cache, monkeypatch,
-                                                                                     aligned_dir, tmp_path):
-    """--preprocess none keeps each image's own size (rounded to the generator's multiple) and
-    --load-size does not cap it: a probe at --load-size 286 timed 256x256 steps for 32x32 images."""
-    from conftest import tiny_config
-
-    from i2i import modes, preflight
-    from i2i.distributed import World
-    from i2i.train import settle_training_precision
-
-    fake_timings(monkeypatch, bf16=0.1, fp32=0.2)
-    cfg = tiny_config(aligned_dir, tmp_path, precision="auto", preprocess=preprocess, load_size=286 if preprocess == "none" else 32)
-    dataset = modes.mode_class(cfg.mode).make_dataset(cfg)
-    auto = resolve("cpu", "auto", threads=1, training=True)
-    settle_training_precision(cfg, modes.mode_class(cfg.mode)(cfg, runtime=auto), auto, World(), dataset)
-    first = dataset[0]["A"]
-    assert shapes[-1] == (1, 3, *first.shape[-2:]) == (1, 3, *preflight.training_size(cfg, dataset))
 
 
 def test_recipes_with_the_same_networks_are_measured_apart(native_bf16, fresh_cache, monkeypatch, aligned_dir,
